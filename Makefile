@@ -1,0 +1,44 @@
+# Voxflow: two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need first (uv, then the locked environment).
+
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_PYTHON_DOWNLOADS ?= automatic
+
+.PHONY: install demo test test-embedded lint format run bench migrate clean
+
+$(UV):
+	python3 -m pip install --user --quiet uv || pip install --quiet uv
+
+.venv/.installed: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen
+	touch $@
+
+install: .venv/.installed  ## Create .venv with every service and the dev tools
+
+demo: install  ## Start the embedded stack, upload samples/voice_note.ogg, print transcript and notes
+	$(UV) run voxflow demo samples/voice_note.ogg
+
+test: install  ## Run the test suite (external servers if VOXFLOW_TEST_* are set, else embedded)
+	$(UV) run pytest
+
+lint: install  ## ruff check, ruff format --check, mypy --strict
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: install
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+run: install  ## The whole platform in the foreground on the embedded servers (Ctrl-C stops)
+	$(UV) run voxflow run
+
+migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
+	$(UV) run voxflow migrate
+
+bench: install  ## Benchmarks: per-job overhead of the pipeline vs raw faster-whisper
+	$(UV) run python scripts/benchmarks/overhead.py
+
+clean:
+	rm -rf .venv .voxflow .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""The ingestion API application (`uvicorn ingest_api.app:app`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ingest_api.routes import router
+from ingest_api.settings import IngestSettings
+from voxflow.audio import shutdown_probe_pool
+from voxflow.logs import configure_logging
+from voxflow.storage import make_storage
+from voxflow.web.errors import install_error_handlers
+from voxflow.web.health import router as health_router
+from voxflow.web.runtime import Runtime
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    """Build the app; connections are opened by the lifespan, not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configured = settings or IngestSettings()
+        configure_logging("ingest_api")
+        app.state.settings = configured
+        app.state.runtime = Runtime.build(configured, make_storage(configured))
+        try:
+            yield
+        finally:
+            app.state.runtime.close()
+            shutdown_probe_pool()
+
+    app = FastAPI(
+        title="Voxflow ingestion API",
+        version="0.1.0",
+        description="Upload recordings; each becomes a job that the status API reports on.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(router)
+    return app
+
+
+app = create_app()

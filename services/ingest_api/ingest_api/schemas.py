@@ -1,0 +1,57 @@
+"""Request and response models of the ingestion API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TaskName = Literal["summary", "diary", "action_items", "custom"]
+
+
+class JobOptions(BaseModel):
+    """What to do with an upload, sent as the JSON `options` form field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2,3}$",
+        description="Spoken language (ISO 639-1 code); detected when omitted.",
+    )
+    tasks: list[TaskName] = Field(
+        default_factory=list, max_length=4, description="Notes to write from the transcript."
+    )
+    instruction: str | None = Field(
+        default=None, max_length=4000, description="The instruction for the `custom` task."
+    )
+    model: str | None = Field(
+        default=None, max_length=200, description="Whisper model (from the allowed list)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> JobOptions:
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("tasks must not repeat")
+        if "custom" in self.tasks and not (self.instruction and self.instruction.strip()):
+            raise ValueError("the custom task needs an instruction")
+        return self
+
+
+class JobLinks(BaseModel):
+    """Where to follow the job."""
+
+    self: str
+    events: str
+
+
+class JobAccepted(BaseModel):
+    """Answer to an accepted upload."""
+
+    id: uuid.UUID
+    status: Literal["queued"]
+    duration_seconds: float
+    size_bytes: int
+    sha256: str
+    links: JobLinks

@@ -1,0 +1,103 @@
+"""Turning a checked upload into a stored file and a queued job, with nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest_api.schemas import JobOptions
+from ingest_api.settings import IngestSettings
+from ingest_api.upload import ParsedUpload
+from voxflow.audio import AudioInfo, AudioRejectedError, probe_isolated
+from voxflow.db import session_scope
+from voxflow.jobs import service
+from voxflow.jobs.models import Job
+from voxflow.storage import Storage, source_key
+from voxflow.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+# Status per probe failure: 415 when it is not audio we can read, 422 when it is but unusable.
+_PROBE_STATUS = {"unsupported_media": 415, "no_audio_stream": 415}
+
+
+def parse_options(raw: bytes | None, settings: IngestSettings) -> JobOptions:
+    """Validate the JSON `options` field."""
+    try:
+        options = JobOptions.model_validate_json(raw) if raw else JobOptions()
+    except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise ApiError(
+            422, "invalid_options", f"The `options` field is invalid: {detail}."
+        ) from exc
+    if options.model is not None and options.model not in settings.allowed_models:
+        allowed = ", ".join(settings.allowed_models)
+        raise ApiError(
+            422,
+            "model_not_allowed",
+            f"Model {options.model!r} is not offered here (allowed: {allowed}).",
+        )
+    return options
+
+
+def check_audio(upload: ParsedUpload, settings: IngestSettings) -> AudioInfo:
+    """Probe the spooled file in an isolated process; map rejections to 4xx errors."""
+    if upload.size == 0:
+        raise ApiError(422, "empty_file", "The uploaded file is empty.")
+    try:
+        return probe_isolated(
+            upload.path,
+            max_seconds=settings.max_audio_seconds,
+            timeout=settings.probe_timeout_seconds,
+        )
+    except AudioRejectedError as exc:
+        raise ApiError(_PROBE_STATUS.get(exc.code, 422), exc.code, exc.message) from exc
+
+
+def store_and_record(
+    *,
+    tenant: str,
+    upload: ParsedUpload,
+    options: JobOptions,
+    audio: AudioInfo,
+    storage: Storage,
+    sessions: sessionmaker[Session],
+    settings: IngestSettings,
+) -> Job:
+    """Store the audio, then commit the job (which publishes it); undo the file on failure."""
+    job_id = uuid.uuid4()
+    key = source_key(tenant, job_id)
+    storage.put_file(key, Path(upload.path))
+    try:
+        with session_scope(sessions) as session:
+            job_options = options.model_dump(exclude_none=True)
+            job_options.setdefault("model", settings.allowed_models[0])
+            return service.create_job(
+                session,
+                job_id=job_id,
+                tenant=tenant,
+                options=job_options,
+                source_key=key,
+                source_filename=upload.filename,
+                size_bytes=upload.size,
+                duration_seconds=audio.duration_seconds,
+                content_sha256=upload.sha256,
+                max_attempts=settings.max_attempts,
+            )
+    except BaseException as exc:
+        storage.delete(key)  # no stored audio without a job
+        if isinstance(exc, OperationalError):
+            log.warning("database unavailable while recording a job: %s", exc)
+            raise ApiError(
+                503,
+                "database_unavailable",
+                "The job database is unavailable; retry shortly.",
+                {"Retry-After": "5"},
+            ) from exc
+        raise

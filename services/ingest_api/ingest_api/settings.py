@@ -1,0 +1,18 @@
+"""Settings of the ingestion API."""
+
+from __future__ import annotations
+
+from voxflow.queue.celery_app import QueueSettings
+from voxflow.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    JobSettings,
+    StorageSettings,
+    UploadSettings,
+)
+
+
+class IngestSettings(
+    DatabaseSettings, QueueSettings, StorageSettings, UploadSettings, JobSettings, ApiSettings
+):
+    """Everything the ingestion API reads from the environment (prefix VOXFLOW_)."""

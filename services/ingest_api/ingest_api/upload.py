@@ -1,0 +1,137 @@
+"""Streaming multipart parsing: the file goes to a spool file while it is counted and hashed.
+
+Starlette would spool the whole body to disk before the handler runs, with no size cap,
+so the body is parsed here from `request.stream()` and aborted as soon as it is too big.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import unicodedata
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from streaming_form_data import StreamingFormDataParser
+from streaming_form_data.parser import ParseFailedException, UnexpectedPartException
+from streaming_form_data.targets import BaseTarget, ValueTarget
+from streaming_form_data.validators import MaxSizeValidator, ValidationError
+
+from voxflow.web.errors import ApiError
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class SpoolTarget(BaseTarget):  # type: ignore[misc]  # the library ships no types
+    """Writes a file part to disk, counting and hashing as it goes, up to a byte cap."""
+
+    def __init__(self, handle: BinaryIO, max_bytes: int) -> None:
+        super().__init__()
+        self.handle = handle
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.seen = False
+
+    def on_start(self) -> None:
+        """Mark that the part arrived (an empty file still counts as sent)."""
+        self.seen = True
+
+    def on_data_received(self, chunk: bytes) -> None:
+        """Count, hash and write one chunk."""
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise _TooLargeError
+        self.sha256.update(chunk)
+        self.handle.write(chunk)
+
+
+@dataclass
+class ParsedUpload:
+    """A spooled upload and its form fields."""
+
+    path: Path
+    size: int
+    sha256: str
+    filename: str | None
+    options: bytes | None
+
+
+def clean_filename(name: str | None) -> str | None:
+    """Keep a client filename for display only: last path part, printable, bounded."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip()
+    return base[:255] or None
+
+
+async def parse_upload(
+    headers: dict[str, str],
+    body: AsyncIterator[bytes],
+    *,
+    spool_dir: Path | None,
+    max_bytes: int,
+    max_options_bytes: int,
+) -> ParsedUpload:
+    """Parse a multipart body with a `file` part and an optional `options` part."""
+    fd, name = tempfile.mkstemp(prefix="voxflow-upload-", dir=spool_dir)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            file_target = SpoolTarget(handle, max_bytes)
+            options_target = ValueTarget(validator=MaxSizeValidator(max_options_bytes))
+            try:
+                parser = StreamingFormDataParser(headers, strict=True)
+            except ParseFailedException as exc:
+                raise ApiError(
+                    415,
+                    "unsupported_content_type",
+                    "Send the upload as multipart/form-data with a boundary.",
+                ) from exc
+            parser.register("file", file_target)
+            parser.register("options", options_target)
+            await _feed(parser, body, max_bytes)
+        if not file_target.seen:
+            # The cleanup below must also run for this error, hence the raise inside the try.
+            raise ApiError(422, "missing_file", "The form has no `file` part with the audio.")  # noqa: TRY301
+        options_value: bytes = options_target.value
+        return ParsedUpload(
+            path=path,
+            size=file_target.size,
+            sha256=file_target.sha256.hexdigest(),
+            filename=clean_filename(file_target.multipart_filename),
+            options=options_value or None,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)  # noqa: ASYNC240 (unlinking a local file is instant)
+        raise
+
+
+async def _feed(
+    parser: StreamingFormDataParser, body: AsyncIterator[bytes], max_bytes: int
+) -> None:
+    try:
+        async for chunk in body:
+            parser.data_received(chunk)
+    except _TooLargeError as exc:
+        raise ApiError(
+            413, "file_too_large", f"The file is larger than the limit of {max_bytes} bytes."
+        ) from exc
+    except ValidationError as exc:
+        raise ApiError(413, "field_too_large", "The `options` field is too large.") from exc
+    except UnexpectedPartException as exc:
+        raise ApiError(
+            422,
+            "unexpected_field",
+            f"Unexpected form field {exc.part_name!r}; send `file` and `options`.",
+        ) from exc
+    except ParseFailedException as exc:
+        raise ApiError(
+            400, "malformed_multipart", f"The multipart body is malformed: {exc}."
+        ) from exc

@@ -1,0 +1,220 @@
+"""Offline, deterministic, extractive provider: works without keys, network or extra packages."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from typing import Any, Final
+
+from llm_worker.providers.base import BadRequestError, Completion, CompletionRequest
+
+NO_SPEECH: Final = "The recording contains no speech."
+NO_ACTION_ITEMS: Final = "No action items found."
+DIARY_HEADING: Final = "Diary entry"
+DIARY_MARKER: Final = "(Drafted offline by Voxflow's local extractive provider.)"
+
+_CHUNK_WORDS: Final = 20
+# Longer stretches without punctuation are treated as unpunctuated ASR output and chunked.
+_MAX_SENTENCE_WORDS: Final = 40
+_MAX_SUMMARY_SENTENCES: Final = 5
+# Short fragments are scored as if this long so one-word interjections cannot win.
+_MIN_SCORING_LENGTH: Final = 8
+_MAX_QUOTED_INSTRUCTION: Final = 200
+
+# Kept as prose-like text because a one-word-per-line literal would dwarf the module.
+_STOPWORD_TEXT: Final = """
+    a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing done down during each even
+    ever every few for from further get gets got had has have having he her here hers herself
+    him himself his how i if in into is it its itself just let me more most my myself no nor
+    not now of off on once only or other our ours ourselves out over own really same she
+    should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up very was we were what when where which while who
+    whom why will with would yet you your yours yourself yourselves one two lot lots thing
+    things something anything everything nothing someone anyone everyone nobody going go
+    gonna wanna like yeah yes okay ok um uh uhm hmm mm oh well right kind sort actually
+    basically maybe probably today tomorrow yesterday monday tuesday wednesday thursday
+    friday saturday sunday i'm i've i'll i'd we're we've we'll it's that's there's don't
+    doesn't didn't can't won't isn't aren't wasn't let's you're they're
+"""
+_STOPWORDS: Final = frozenset(_STOPWORD_TEXT.split())
+_ABBREVIATION_TEXT: Final = (
+    "mr. mrs. ms. dr. prof. st. vs. e.g. i.e. approx. no. fig. jr. sr. inc. ltd."
+)
+_ABBREVIATIONS: Final = frozenset(_ABBREVIATION_TEXT.split())
+
+_WORD: Final = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE_BREAK: Final = re.compile(r"(?<=[.!?])\s+")
+_HAS_PUNCTUATION: Final = re.compile(r"[.!?]")
+_WEEKDAYS: Final = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_ACTION_CUE: Final = re.compile(
+    r"\b(?:needs? to|ha(?:ve|s) to|must|should|will|'ll|going to|gonna|let's|remember to"
+    r"|don't forget"
+    r"|to-?dos?|to do|follow[- ]?up|make sure|please|deadline"
+    rf"|by (?:(?:next |this )?(?:{_WEEKDAYS})|tomorrow))\b",
+    re.IGNORECASE,
+)
+_OWNER: Final = re.compile(
+    r"\b(?P<who>[A-Za-z]+)(?:\s+(?:will|shall|should|must|needs? to|ha(?:s|ve) to"
+    r"|(?:am|is|are) (?:going to|gonna))\b|'ll\b|'m (?:going to|gonna)\b)"
+)
+_LETS: Final = re.compile(r"\blet's\b", re.IGNORECASE)
+
+
+def _normalise(text: str) -> str:
+    # Whisper emits typographic apostrophes; the cue and owner patterns expect ASCII ones.
+    return " ".join(text.replace("\u2019", "'").split())
+
+
+def _chunk(words: list[str]) -> list[str]:
+    # Even chunks, so an unpunctuated stretch never ends in a stray two-word fragment.
+    count = math.ceil(len(words) / _CHUNK_WORDS)
+    size = math.ceil(len(words) / count)
+    return [" ".join(words[start : start + size]) for start in range(0, len(words), size)]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a transcript into sentences, chunking stretches that lack punctuation."""
+    text = _normalise(text)
+    if not text:
+        return []
+    if not _HAS_PUNCTUATION.search(text):
+        return _chunk(text.split())
+    pieces: list[str] = []
+    for piece in _SENTENCE_BREAK.split(text):
+        if pieces and pieces[-1].rsplit(" ", 1)[-1].lower() in _ABBREVIATIONS:
+            pieces[-1] = f"{pieces[-1]} {piece}"
+        else:
+            pieces.append(piece)
+    sentences: list[str] = []
+    for piece in pieces:
+        words = piece.split()
+        sentences.extend(_chunk(words) if len(words) > _MAX_SENTENCE_WORDS else [piece])
+    return sentences
+
+
+def _terms(sentence: str) -> list[str]:
+    return [
+        word
+        for word in _WORD.findall(sentence.lower())
+        if word not in _STOPWORDS and (len(word) > 2 or word.isdigit())
+    ]
+
+
+def key_sentences(sentences: list[str]) -> list[str]:
+    """Pick the top-scoring sentences by normalised term frequency, in original order."""
+    if not sentences:
+        return []
+    frequencies = Counter(term for sentence in sentences for term in _terms(sentence))
+    top = max(frequencies.values(), default=1)
+    scores = [
+        sum(frequencies[term] / top for term in _terms(sentence))
+        / max(len(_WORD.findall(sentence.lower())), _MIN_SCORING_LENGTH)
+        for sentence in sentences
+    ]
+    k = max(1, min(_MAX_SUMMARY_SENTENCES, len(sentences) // 3))
+    # Ties go to the earlier sentence, which keeps the output deterministic.
+    ranked = sorted(range(len(sentences)), key=lambda index: (-scores[index], index))
+    return [sentences[index] for index in sorted(ranked[:k])]
+
+
+def summarise(transcript: str) -> str:
+    """Return an extractive summary, or a fixed sentence when there is no speech."""
+    picked = key_sentences(split_sentences(transcript))
+    return " ".join(picked) if picked else NO_SPEECH
+
+
+def guess_owner(sentence: str) -> str | None:
+    """Guess who owns an action: "I", "we", or a capitalised name before a modal verb."""
+    sentence = _normalise(sentence)
+    for match in _OWNER.finditer(sentence):
+        who = match["who"]
+        if who.lower() in {"i", "we"}:
+            return "I" if who.lower() == "i" else "we"
+        if who[0].isupper() and who.lower() not in _STOPWORDS:
+            return who
+    # "Let's" is a commitment by the group even though no subject precedes a modal.
+    return "we" if _LETS.search(sentence) else None
+
+
+def find_action_items(transcript: str) -> list[dict[str, str | None]]:
+    """Return sentences with action cues as {"text", "owner"} dicts, without duplicates."""
+    items: list[dict[str, str | None]] = []
+    seen: set[str] = set()
+    for sentence in split_sentences(transcript):
+        key = sentence.casefold()
+        if key in seen or not _ACTION_CUE.search(sentence):
+            continue
+        seen.add(key)
+        items.append({"text": sentence, "owner": guess_owner(sentence)})
+    return items
+
+
+def _action_items_text(items: list[dict[str, str | None]]) -> str:
+    if not items:
+        return NO_ACTION_ITEMS
+    lines = []
+    for item in items:
+        owner = f" (owner: {item['owner']})" if item["owner"] else ""
+        lines.append(f"- {item['text']}{owner}")
+    return "\n".join(lines)
+
+
+def _diary(transcript: str) -> str:
+    picked = key_sentences(split_sentences(transcript))
+    if not picked:
+        body = "Today, I recorded a note, but it contains no speech."
+    else:
+        quotes = "\n".join(f'- "{sentence}"' for sentence in picked)
+        body = f"Today, these were the moments that stood out:\n{quotes}"
+    return f"{DIARY_HEADING}\n\n{body}\n\n{DIARY_MARKER}"
+
+
+def _custom(transcript: str, instruction: str | None) -> str:
+    cleaned = " ".join((instruction or "").split())
+    if len(cleaned) > _MAX_QUOTED_INSTRUCTION:
+        cleaned = cleaned[: _MAX_QUOTED_INSTRUCTION - 1].rstrip() + "\u2026"
+    quoted = f', so it could not apply "{cleaned}"' if cleaned else ""
+    preface = (
+        f"The local provider cannot follow free-form instructions{quoted}; "
+        "here is an extractive summary instead."
+    )
+    return f"{preface}\n\n{summarise(transcript)}"
+
+
+def _count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+class LocalProvider:
+    """Extractive provider that needs no key or network and always gives the same answer."""
+
+    name: str = "local"
+    model: str = "extractive-v1"
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Produce a note for the request's task from its raw transcript."""
+        started = time.perf_counter()
+        output_json: Any | None = None
+        if request.task == "summary":
+            text = summarise(request.transcript)
+        elif request.task == "diary":
+            text = _diary(request.transcript)
+        elif request.task == "action_items":
+            items = find_action_items(request.transcript)
+            text, output_json = _action_items_text(items), items
+        elif request.task == "custom":
+            text = _custom(request.transcript, request.instruction)
+        else:
+            raise BadRequestError(f"the local provider does not support task {request.task!r}")
+        return Completion(
+            text=text,
+            tokens_in=sum(_count_tokens(message.content) for message in request.messages),
+            tokens_out=_count_tokens(text),
+            model=self.model,
+            provider=self.name,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            output_json=output_json,
+        )

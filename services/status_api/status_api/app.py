@@ -1,0 +1,44 @@
+"""The status API application: `uvicorn status_api.app:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from status_api import routes
+from status_api.settings import StatusSettings
+from voxflow.storage import make_storage
+from voxflow.web.errors import install_error_handlers
+from voxflow.web.health import router as health_router
+from voxflow.web.runtime import Runtime
+
+
+def create_app(settings: StatusSettings | None = None) -> FastAPI:
+    """Build the app; settings are read and the database is reached only at startup."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or StatusSettings()
+        runtime = Runtime.build(resolved, make_storage(resolved))
+        app.state.settings = resolved
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="Voxflow status API",
+        summary="Job state, timeline, transcripts and LLM-written notes.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(routes.router)
+    return app
+
+
+app = create_app()

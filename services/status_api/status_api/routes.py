@@ -1,0 +1,105 @@
+"""HTTP endpoints of the status API: parse the request, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from status_api import service
+from status_api.schemas import EventView, JobList, JobView, ResultsView, TranscriptFormat
+from status_api.settings import StatusSettings
+from voxflow.jobs.states import JobStatus
+from voxflow.web.auth import Tenant
+from voxflow.web.errors import error_responses
+from voxflow.web.runtime import read_session
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+ReadSession = Annotated[Session, Depends(read_session)]
+
+
+def _settings(request: Request) -> StatusSettings:
+    settings: StatusSettings = request.app.state.settings
+    return settings
+
+
+Settings = Annotated[StatusSettings, Depends(_settings)]
+
+# Media types the transcript endpoint can answer with, for the OpenAPI document.
+_TRANSCRIPT_CONTENT: dict[str, dict[str, object]] = {
+    "application/json": {},
+    "text/plain": {},
+    "application/x-subrip": {},
+    "text/vtt": {},
+}
+
+
+@router.get(
+    "",
+    summary="List jobs, newest first",
+    responses=error_responses(400, 401, 422),
+)
+def list_jobs(
+    tenant: Tenant,
+    session: ReadSession,
+    settings: Settings,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=service.MAX_LIMIT, description="Jobs per page.")
+    ] = service.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    """A page of this tenant's jobs; follow `next_cursor` for the next one."""
+    return service.list_jobs(
+        session,
+        tenant,
+        settings.public_status_url,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
+def get_job(job_id: str, tenant: Tenant, session: ReadSession, settings: Settings) -> JobView:
+    """State, progress, stage times and links of one job."""
+    return service.job_view(service.get_job(session, tenant, job_id), settings.public_status_url)
+
+
+@router.get("/{job_id}/events", summary="Get a job's timeline", responses=error_responses(401, 404))
+def list_events(job_id: str, tenant: Tenant, session: ReadSession) -> list[EventView]:
+    """Every state change of the job, oldest first."""
+    return service.list_events(session, tenant, job_id)
+
+
+@router.get(
+    "/{job_id}/transcript",
+    summary="Download a job's transcript",
+    response_class=Response,
+    responses={
+        200: {"description": "The transcript in the asked format.", "content": _TRANSCRIPT_CONTENT},
+        **error_responses(401, 404, 409, 422),
+    },
+)
+def get_transcript(
+    job_id: str,
+    tenant: Tenant,
+    session: ReadSession,
+    fmt: Annotated[TranscriptFormat, Query(alias="format", description="Output format.")] = "json",
+) -> Response:
+    """The transcript as JSON, plain text, SubRip or WebVTT; 409 until it exists."""
+    rendered = service.render_transcript(session, tenant, job_id, fmt)
+    headers = {}
+    if fmt != "json":
+        headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'
+    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+@router.get(
+    "/{job_id}/results", summary="Get a job's LLM results", responses=error_responses(401, 404)
+)
+def list_results(job_id: str, tenant: Tenant, session: ReadSession) -> ResultsView:
+    """The notes written from the transcript, with token usage and cost totals."""
+    return service.list_results(session, tenant, job_id)

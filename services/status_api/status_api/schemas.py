@@ -1,0 +1,113 @@
+"""Response models of the status API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from voxflow.jobs.states import JobStatus
+
+TranscriptFormat = Literal["txt", "srt", "vtt", "json"]
+
+
+class JobSource(BaseModel):
+    """The uploaded recording."""
+
+    filename: str | None = Field(description="Name of the uploaded file, if it had one.")
+    size_bytes: int = Field(description="Size of the upload in bytes.")
+    duration_seconds: float = Field(description="Length of the recording in seconds.")
+    sha256: str = Field(description="SHA-256 of the uploaded bytes (hex).")
+
+
+class JobErrorView(BaseModel):
+    """Why a job failed."""
+
+    code: str = Field(description="Machine-readable reason.")
+    message: str = Field(description="A sentence for humans.")
+
+
+class JobLinks(BaseModel):
+    """Absolute URLs of the job's resources."""
+
+    self: str
+    events: str
+    transcript: str
+    results: str
+
+
+class JobView(BaseModel):
+    """One job as its owner sees it."""
+
+    id: uuid.UUID
+    status: JobStatus
+    progress: int = Field(description="Progress of the current stage, 0 to 100.")
+    created_at: datetime
+    updated_at: datetime
+    transcription_started_at: datetime | None
+    transcribed_at: datetime | None
+    generation_started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int = Field(description="Claims of the current stage so far.")
+    options: dict[str, Any] = Field(description="Options given at upload.")
+    source: JobSource
+    error: JobErrorView | None = Field(description="Set when the job failed.")
+    links: JobLinks
+
+
+class JobList(BaseModel):
+    """One page of jobs, newest first."""
+
+    items: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class EventView(BaseModel):
+    """One entry of a job's timeline."""
+
+    at: datetime
+    from_status: JobStatus | None
+    to_status: JobStatus
+    actor: str | None = Field(description="Which component made the change.")
+    detail: dict[str, Any]
+
+
+class Usage(BaseModel):
+    """What one LLM call consumed."""
+
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: int
+
+
+class ResultView(BaseModel):
+    """The output of one LLM task."""
+
+    task: str
+    provider: str
+    model: str
+    output: str
+    output_json: Any | None = Field(description="Structured output, for tasks that have one.")
+    usage: Usage
+    cached: bool = Field(description="Served from the LLM response cache.")
+    created_at: datetime
+
+
+class Totals(BaseModel):
+    """Usage summed over a job's results."""
+
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+class ResultsView(BaseModel):
+    """A job's LLM outputs and what they cost."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    results: list[ResultView]
+    totals: Totals

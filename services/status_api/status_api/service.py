@@ -1,0 +1,226 @@
+"""Read logic of the status API: tenant-scoped lookups, pagination and views."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from status_api.schemas import (
+    EventView,
+    JobErrorView,
+    JobLinks,
+    JobList,
+    JobSource,
+    JobView,
+    ResultsView,
+    ResultView,
+    Totals,
+    Usage,
+)
+from voxflow import formats
+from voxflow.jobs import repository
+from voxflow.jobs.models import Job, LlmResult
+from voxflow.jobs.states import JobStatus
+from voxflow.web.errors import ApiError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def _not_found(raw_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"No job {raw_id!r} exists for this API key.")
+
+
+def get_job(session: Session, tenant: str, raw_id: str) -> Job:
+    """Load the tenant's job by its id as given in the URL, or raise a 404."""
+    try:
+        job_id = uuid.UUID(raw_id)
+    except ValueError:
+        raise _not_found(raw_id) from None
+    job = repository.get_job(session, job_id, tenant)
+    if job is None:
+        raise _not_found(raw_id)
+    return job
+
+
+def job_view(job: Job, base_url: str) -> JobView:
+    """Present a job with absolute links under `base_url`."""
+    own = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
+    error = None
+    if job.error_code is not None:
+        error = JobErrorView(code=job.error_code, message=job.error_message or "")
+    return JobView(
+        id=job.id,
+        status=JobStatus(job.status),
+        progress=job.progress,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        transcription_started_at=job.transcription_started_at,
+        transcribed_at=job.transcribed_at,
+        generation_started_at=job.generation_started_at,
+        finished_at=job.finished_at,
+        attempts=job.attempts,
+        options=job.options,
+        source=JobSource(
+            filename=job.source_filename,
+            size_bytes=job.size_bytes,
+            duration_seconds=job.duration_seconds,
+            sha256=job.content_sha256,
+        ),
+        error=error,
+        links=JobLinks(
+            self=own,
+            events=f"{own}/events",
+            transcript=f"{own}/transcript",
+            results=f"{own}/results",
+        ),
+    )
+
+
+def encode_cursor(job: Job) -> str:
+    """Opaque cursor pointing just past `job` in newest-first order."""
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _invalid_cursor() -> ApiError:
+    return ApiError(400, "invalid_cursor", "The cursor is not one this API returned.")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Read a cursor made by `encode_cursor`, or raise a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_raw, id_raw = json.loads(raw)
+        created = datetime.fromisoformat(created_raw)
+        job_id = uuid.UUID(id_raw)
+    except (ValueError, TypeError, AttributeError):  # binascii and JSON errors are ValueErrors
+        raise _invalid_cursor() from None
+    if created.tzinfo is None:
+        raise _invalid_cursor()
+    return created, job_id
+
+
+def list_jobs(
+    session: Session,
+    tenant: str,
+    base_url: str,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> JobList:
+    """One page of the tenant's jobs, newest first, and the cursor of the next page."""
+    before = decode_cursor(cursor) if cursor else None
+    # One extra row tells whether another page exists without a second query.
+    jobs = repository.list_jobs(session, tenant, status=status, before=before, limit=limit + 1)
+    page = jobs[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(jobs) > limit else None
+    return JobList(items=[job_view(job, base_url) for job in page], next_cursor=next_cursor)
+
+
+def list_events(session: Session, tenant: str, raw_id: str) -> list[EventView]:
+    """The timeline of the tenant's job, oldest first."""
+    job = get_job(session, tenant, raw_id)
+    return [
+        EventView(
+            at=event.at,
+            from_status=JobStatus(event.from_status) if event.from_status else None,
+            to_status=JobStatus(event.to_status),
+            actor=event.actor,
+            detail=event.detail,
+        )
+        for event in repository.list_events(session, job.id)
+    ]
+
+
+def _not_ready(job: Job) -> ApiError:
+    status = JobStatus(job.status)
+    if status is JobStatus.FAILED:
+        message = (
+            f"The job failed ({job.error_code}) before its transcript was ready: "
+            f"{job.error_message}"
+        )
+    elif status is JobStatus.CANCELED:
+        message = "The job was canceled before its transcript was ready."
+    else:
+        message = f"The job is {status.value}; its transcript is not ready yet."
+    return ApiError(409, "transcript_not_ready", message)
+
+
+@dataclass(frozen=True)
+class RenderedTranscript:
+    """A transcript rendered in one format, ready to send."""
+
+    job_id: uuid.UUID
+    fmt: str
+    body: str
+    media_type: str
+
+    @property
+    def filename(self) -> str:
+        """Download name of the rendering."""
+        return f"{self.job_id}.{self.fmt}"
+
+
+def render_transcript(session: Session, tenant: str, raw_id: str, fmt: str) -> RenderedTranscript:
+    """The tenant's transcript rendered as `fmt`, or a 404/409."""
+    job = get_job(session, tenant, raw_id)
+    transcript = repository.get_transcript(session, job.id)
+    if transcript is None:
+        raise _not_ready(job)
+    body, media_type = formats.render(
+        fmt,
+        text=transcript.text,
+        segments=transcript.segments,
+        language=transcript.language,
+        duration_seconds=transcript.duration_seconds,
+    )
+    return RenderedTranscript(job_id=job.id, fmt=fmt, body=body, media_type=media_type)
+
+
+def _result_view(result: LlmResult) -> ResultView:
+    return ResultView(
+        task=result.task,
+        provider=result.provider,
+        model=result.model,
+        output=result.output,
+        output_json=result.output_json,
+        usage=Usage(
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            cost_usd=float(result.cost_usd),
+            latency_ms=result.latency_ms,
+        ),
+        cached=result.cached,
+        created_at=result.created_at,
+    )
+
+
+def _totals(results: Sequence[LlmResult]) -> Totals:
+    # Costs are summed as decimals so many small amounts do not drift.
+    cost = sum((Decimal(r.cost_usd) for r in results), Decimal(0))
+    return Totals(
+        tokens_in=sum(r.tokens_in for r in results),
+        tokens_out=sum(r.tokens_out for r in results),
+        cost_usd=float(cost),
+    )
+
+
+def list_results(session: Session, tenant: str, raw_id: str) -> ResultsView:
+    """The LLM outputs of the tenant's job and their summed usage."""
+    job = get_job(session, tenant, raw_id)
+    results = repository.list_llm_results(session, job.id)
+    return ResultsView(
+        job_id=job.id,
+        status=JobStatus(job.status),
+        results=[_result_view(r) for r in results],
+        totals=_totals(results),
+    )

@@ -1,0 +1,9 @@
+"""Settings of the status API."""
+
+from __future__ import annotations
+
+from voxflow.settings import ApiSettings, DatabaseSettings, RedisSettings, StorageSettings
+
+
+class StatusSettings(DatabaseSettings, RedisSettings, StorageSettings, ApiSettings):
+    """Everything the status API reads from the environment (prefix VOXFLOW_)."""

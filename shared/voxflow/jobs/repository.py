@@ -1,0 +1,226 @@
+"""All SQL about jobs. Functions here flush but never commit (the caller owns the unit of work)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from voxflow.jobs.models import ApiKey, Job, JobEvent, LlmResult, Transcript
+from voxflow.jobs.states import JobStatus
+
+
+def add_job(session: Session, job: Job) -> None:
+    """Insert a new job row."""
+    session.add(job)
+    session.flush()
+
+
+def get_job(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> Job | None:
+    """Load one job, optionally only if it belongs to `tenant`."""
+    query = select(Job).where(Job.id == job_id)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
+    return session.scalars(query).one_or_none()
+
+
+def list_jobs(
+    session: Session,
+    tenant: str,
+    *,
+    status: JobStatus | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Job]:
+    """List a tenant's jobs newest first, starting after the keyset cursor `before`."""
+    query = select(Job).where(Job.tenant == tenant)
+    if status is not None:
+        query = query.where(Job.status == status.value)
+    if before is not None:
+        created, job_id = before
+        query = query.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return session.scalars(query).all()
+
+
+def transition(
+    session: Session,
+    job_id: uuid.UUID,
+    source: JobStatus,
+    target: JobStatus,
+    *,
+    values: dict[str, Any] | None = None,
+    owner: str | None = None,
+    extra: Sequence[ColumnElement[bool]] = (),
+) -> Job | None:
+    """Move a job from `source` to `target` if (and only if) it is still in `source`.
+
+    With `owner`, the update also requires that this worker holds the lease. Returns the
+    updated job, or None when zero rows matched: someone else owns the job.
+    """
+    conditions: list[ColumnElement[bool]] = [Job.id == job_id, Job.status == source.value]
+    if owner is not None:
+        conditions.append(Job.lease_owner == owner)
+    conditions.extend(extra)
+    statement = (
+        update(Job)
+        .where(*conditions)
+        .values(status=target.value, updated_at=func.now(), **(values or {}))
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    job = session.scalars(statement).one_or_none()
+    if job is not None:
+        session.refresh(job)
+    return job
+
+
+def add_event(
+    session: Session,
+    job_id: uuid.UUID,
+    source: JobStatus | None,
+    target: JobStatus,
+    *,
+    actor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry to a job's timeline."""
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            from_status=source.value if source else None,
+            to_status=target.value,
+            actor=actor,
+            detail=detail or {},
+        )
+    )
+    session.flush()
+
+
+def renew_lease(
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    owner: str,
+    lease: timedelta,
+    progress: int | None = None,
+) -> bool:
+    """Extend this worker's lease (and optionally record progress); False if it was lost."""
+    values: dict[str, Any] = {"lease_expires_at": func.now() + lease, "updated_at": func.now()}
+    if progress is not None:
+        values["progress"] = func.greatest(Job.progress, progress)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == status.value, Job.lease_owner == owner)
+        .values(**values)
+        .returning(Job.id)
+    )
+    return result.first() is not None
+
+
+def lock_expired_leases(session: Session, limit: int) -> Sequence[Job]:
+    """Lock running jobs whose lease expired, skipping rows another sweeper holds."""
+    query = (
+        select(Job)
+        .where(
+            Job.status.in_([JobStatus.TRANSCRIBING.value, JobStatus.GENERATING.value]),
+            Job.lease_expires_at < func.now(),
+        )
+        .order_by(Job.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def lock_stale_waiting(session: Session, older_than: timedelta, limit: int) -> Sequence[Job]:
+    """Lock waiting jobs whose last publish is older than `older_than`."""
+    query = (
+        select(Job)
+        .where(
+            Job.status.in_([JobStatus.QUEUED.value, JobStatus.TRANSCRIBED.value]),
+            or_(Job.enqueued_at.is_(None), Job.enqueued_at < func.now() - older_than),
+        )
+        .order_by(Job.enqueued_at.nulls_first())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def mark_enqueued(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    """Record that a message for these jobs was (about to be) published."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(enqueued_at=func.now()))
+
+
+def add_transcript(session: Session, transcript: Transcript) -> bool:
+    """Insert the job's transcript unless it already has one; True if this call inserted it."""
+    values = {c.key: getattr(transcript, c.key) for c in Transcript.__table__.columns}
+    values = {k: v for k, v in values.items() if v is not None}
+    result = session.execute(
+        insert(Transcript).values(**values).on_conflict_do_nothing().returning(Transcript.job_id)
+    )
+    return result.first() is not None
+
+
+def get_transcript(session: Session, job_id: uuid.UUID) -> Transcript | None:
+    """Load a job's transcript."""
+    return session.get(Transcript, job_id)
+
+
+def add_llm_result(session: Session, result: LlmResult) -> bool:
+    """Insert one task's output unless the job already has it; True if inserted."""
+    values = {c.key: getattr(result, c.key) for c in LlmResult.__table__.columns}
+    values = {k: v for k, v in values.items() if v is not None and k != "id"}
+    inserted = session.execute(
+        insert(LlmResult).values(**values).on_conflict_do_nothing().returning(LlmResult.id)
+    )
+    return inserted.first() is not None
+
+
+def list_llm_results(session: Session, job_id: uuid.UUID) -> Sequence[LlmResult]:
+    """A job's LLM outputs, oldest first."""
+    query = select(LlmResult).where(LlmResult.job_id == job_id).order_by(LlmResult.id)
+    return session.scalars(query).all()
+
+
+def list_events(session: Session, job_id: uuid.UUID) -> Sequence[JobEvent]:
+    """A job's timeline, oldest first."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    return session.scalars(query).all()
+
+
+def add_api_key(session: Session, key: ApiKey) -> None:
+    """Insert an API key row."""
+    session.add(key)
+    session.flush()
+
+
+def find_api_key(session: Session, key_hash: str) -> ApiKey | None:
+    """Find an unrevoked key by its hash."""
+    query = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    return session.scalars(query).one_or_none()
+
+
+def revoke_api_key(session: Session, prefix: str) -> int:
+    """Revoke keys with this public prefix; returns how many were revoked."""
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(ApiKey.id)
+    )
+    return len(result.all())
+
+
+def delete_job(session: Session, job_id: uuid.UUID) -> None:
+    """Delete a job and (by cascade) its events, transcript and results."""
+    session.execute(delete(Job).where(Job.id == job_id))

@@ -1,0 +1,1 @@
+"""Pieces both HTTP services share: errors, auth, sessions, health checks."""

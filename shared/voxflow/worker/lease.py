@@ -1,0 +1,93 @@
+"""A background heartbeat that keeps a running stage's lease and writes its progress."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import timedelta
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from voxflow.db import session_scope
+from voxflow.jobs import service
+from voxflow.jobs.errors import LeaseLostError
+from voxflow.jobs.states import JobStatus
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews a lease from a thread, so slow steps (model load, long segments) keep it.
+
+    The task thread only sets `progress`; the heartbeat thread writes it at most every
+    `progress_interval` seconds and otherwise renews the lease every `interval` seconds.
+    When the lease is lost, `check()` raises in the task thread at its next call.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: uuid.UUID,
+        running: JobStatus,
+        owner: str,
+        *,
+        lease: timedelta,
+        interval: float,
+        progress_interval: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.running = running
+        self.owner = owner
+        self.lease = lease
+        self.interval = interval
+        self.progress_interval = progress_interval
+        self.progress: int | None = None
+        self.lost = False
+        self._written: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        """Raise LeaseLostError if another worker or the sweeper took the job."""
+        if self.lost:
+            raise LeaseLostError(f"lease on job {self.job_id} was lost")
+
+    def _beat(self) -> None:
+        progress = self.progress if self.progress != self._written else None
+        with session_scope(self.sessions) as session:
+            service.heartbeat(session, self.job_id, self.running, self.owner, self.lease, progress)
+        if progress is not None:
+            self._written = progress
+
+    def _run(self) -> None:
+        last_beat = time.monotonic()
+        while not self._stop.wait(min(self.progress_interval, self.interval)):
+            due = time.monotonic() - last_beat >= self.interval
+            if not due and self.progress == self._written:
+                continue
+            try:
+                self._beat()
+                last_beat = time.monotonic()
+            except LeaseLostError:
+                self.lost = True
+                return
+            except Exception:
+                # A transient database error: keep trying until the lease runs out.
+                log.warning("heartbeat for job %s failed; retrying", self.job_id, exc_info=True)
