@@ -91,7 +91,7 @@ class UploadSettings(BaseSettings):
         default=4 * 3600.0, description="Longest accepted recording in seconds."
     )
     probe_timeout_seconds: float = Field(
-        default=30.0, description="Time allowed to probe and decode-check one upload."
+        default=120.0, description="Time allowed to probe and decode-check one upload."
     )
     max_options_bytes: int = Field(
         default=16 * 1024, description="Largest accepted `options` form field in bytes."

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.audio.stream import AudioStream
 
 from voxflow.audio import (
     AudioInfo,
@@ -44,10 +45,14 @@ def _transcode(
     audio: bool = True,
 ) -> Path:
     """Re-encode the voice note into ``dst`` (optionally with a small video track)."""
-    with av.open(str(VOICE_NOTE)) as src, av.open(str(dst), "w", format=fmt, options=options) as out:
+    with (
+        av.open(str(VOICE_NOTE)) as src,
+        av.open(str(dst), "w", format=fmt, options=options) as out,
+    ):
         # All streams must exist before the first packet is muxed (it writes the header).
         vstream = out.add_stream("mpeg4", rate=10) if video else None
         astream = out.add_stream(codec, rate=rate, layout="mono") if audio else None
+        assert astream is None or isinstance(astream, AudioStream)
         if vstream is not None:
             vstream.width, vstream.height, vstream.pix_fmt = 64, 48, "yuv420p"
             black = np.zeros((48, 64, 3), dtype=np.uint8)
@@ -57,7 +62,9 @@ def _transcode(
                 out.mux(vstream.encode(vframe))
             out.mux(vstream.encode(None))
         if astream is not None:
-            sample_fmt = astream.codec_context.codec.audio_formats[0].name
+            formats = astream.codec_context.codec.audio_formats
+            assert formats
+            sample_fmt = formats[0].name
             resampler = av.AudioResampler(format=sample_fmt, layout="mono", rate=rate)
             for frame in src.decode(audio=0):
                 for resampled in resampler.resample(frame):
@@ -76,6 +83,12 @@ def _code(path: Path, *, max_seconds: float = LIMIT) -> str:
     return info.value.code
 
 
+def _wav_header(path: Path) -> bytes:
+    """Everything up to the start of the PCM data (FFmpeg adds a LIST chunk before it)."""
+    data = path.read_bytes()
+    return data[: data.index(b"data") + 8]
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -85,7 +98,7 @@ def _write(path: Path, data: bytes) -> Path:
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Valid source files in several containers, generated once per module."""
     d = tmp_path_factory.mktemp("media")
-    files = {
+    return {
         "wav": _transcode(d / "voice.wav", codec="pcm_s16le"),
         "mp3": _transcode(d / "voice.mp3", codec="libmp3lame"),
         "mp4_video": _transcode(d / "voice.mp4", codec="aac", video=True),
@@ -95,7 +108,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             d / "live.webm", codec="libopus", rate=48000, fmt="webm", options={"live": "1"}
         ),
     }
-    return files
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -175,9 +187,8 @@ def test_no_audio_stream(media: dict[str, Path]) -> None:
 
 
 def test_zero_length_audio_stream(tmp_path: Path, media: dict[str, Path]) -> None:
-    header = media["wav"].read_bytes()[:44]
-    assert header[36:40] == b"data"
-    path = _write(tmp_path / "zero.wav", header[:40] + struct.pack("<I", 0))
+    header = _wav_header(media["wav"])
+    path = _write(tmp_path / "zero.wav", header[:-4] + struct.pack("<I", 0))
     assert _code(path) == "empty_audio"
 
 
@@ -204,7 +215,7 @@ def test_riff_magic_then_random_bytes(tmp_path: Path) -> None:
 
 def test_full_wav_header_then_random_bytes(tmp_path: Path, media: dict[str, Path]) -> None:
     # Random bytes are valid PCM, but far fewer than the header's data chunk promises.
-    header = media["wav"].read_bytes()[:44]
+    header = _wav_header(media["wav"])
     path = _write(tmp_path / "noise.wav", header + random.Random(8).randbytes(20_000))
     assert _code(path) == "truncated_audio"
 
@@ -305,26 +316,26 @@ def test_isolated_timeout_kills_worker_then_recovers() -> None:
 
 
 def test_crash_does_not_fail_a_concurrent_good_probe() -> None:
-    results: dict[str, object] = {}
+    """A crash breaks the whole pool; the innocent probe in flight must still succeed."""
+    results: dict[str, AudioInfo | str] = {}
 
-    def run(name: str, func: object) -> None:
+    def good() -> None:
         try:
-            if func is None:
-                results[name] = probe_isolated(VOICE_NOTE, max_seconds=LIMIT, timeout=60)
-            else:
-                results[name] = _run_isolated(_crash, VOICE_NOTE, max_seconds=LIMIT, timeout=60)
+            results["good"] = probe_isolated(VOICE_NOTE, max_seconds=LIMIT, timeout=60)
         except AudioRejectedError as exc:
-            results[name] = exc.code
+            results["good"] = exc.code
 
-    threads = [
-        threading.Thread(target=run, args=("good", None)),
-        threading.Thread(target=run, args=("bad", _crash)),
-    ]
+    def bad() -> None:
+        try:
+            results["bad"] = _run_isolated(_crash, VOICE_NOTE, max_seconds=LIMIT, timeout=60)
+        except AudioRejectedError as exc:
+            results["bad"] = exc.code
+
+    threads = [threading.Thread(target=good), threading.Thread(target=bad)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert results["bad"] == "corrupt_audio"
-    good = results["good"]
-    assert isinstance(good, AudioInfo)
-    assert good.codec == "vorbis"
+    assert isinstance(results["good"], AudioInfo)
+    assert results["good"].codec == "vorbis"

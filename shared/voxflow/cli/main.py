@@ -198,7 +198,12 @@ def demo(
     from voxflow.db import make_engine, make_sessionmaker, session_scope
 
     started = time.perf_counter()
-    stack = Stack(data_dir=data_dir, ingest_port=_free_port(), status_port=_free_port())
+    stack = Stack(
+        data_dir=data_dir,
+        ingest_port=_free_port(),
+        status_port=_free_port(),
+        log_dir=data_dir / "logs",
+    )
     with console.status("starting PostgreSQL, Redis and the four services..."):
         info = stack.start()
     try:
@@ -207,7 +212,10 @@ def demo(
             key = issue_key(session, "demo", "make demo").secret
         engine.dispose()
         client = VoxflowClient(info.ingest_url, info.status_url, key)
-        console.print(f"stack up in {time.perf_counter() - started:.1f}s; uploading {sample}")
+        console.print(
+            f"stack up in {time.perf_counter() - started:.1f}s (service logs in "
+            f"{data_dir / 'logs'}); uploading {sample}"
+        )
         uploaded = time.perf_counter()
         accepted = client.submit(sample, {"tasks": ["summary", "diary", "action_items"]})
         job = _follow(client, str(accepted["id"]))

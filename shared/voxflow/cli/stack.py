@@ -62,6 +62,7 @@ class Stack:
     status_port: int = 8001
     transcription_concurrency: int = 1
     llm_concurrency: int = 1
+    log_dir: Path | None = None  # children write here (one file each) instead of our stdout
     embedded: EmbeddedServers | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     info: StackInfo | None = None
@@ -106,9 +107,18 @@ class Stack:
             "VOXFLOW_DATA_DIR": str(self.data_dir.resolve()),
             "VOXFLOW_PUBLIC_STATUS_URL": status_url,
         }
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, command in self._commands().items():
+            output = None
+            if self.log_dir is not None:
+                output = (self.log_dir / f"{name}.log").open("ab")
             # A new session each: Ctrl-C reaches only us, and we stop children in order.
-            self.children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+            self.children[name] = subprocess.Popen(
+                command, env=env, start_new_session=True, stdout=output, stderr=output
+            )
+            if output is not None:
+                output.close()  # the child holds its own descriptor
         self.info = StackInfo(database_url, redis_url, ingest_url, status_url, os.getpid())
         try:
             self._wait_ready([ingest_url, status_url], ready_timeout)

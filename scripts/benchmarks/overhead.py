@@ -1,0 +1,426 @@
+"""Per-job overhead of the Voxflow pipeline compared with faster-whisper called directly.
+
+    uv run python scripts/benchmarks/overhead.py [--runs 5] [--json out.json] [--samples a.ogg ...]
+
+One run measures both sides, so their ratio means something on a small, noisy machine:
+
+1. Baseline: the worker's own `WhisperEngine` (default `TranscriptionSettings`, bundled tiny.en)
+   transcribes each sample `--runs` times in this process, after one warm-up.
+2. Pipeline: an embedded stack (`Stack`) in a temporary data directory on free ports gets one
+   warm-up job, then the same samples `--runs` times, one job at a time, transcription only
+   (`tasks=[]`). A job's end-to-end time runs from the ingest API's answer (upload accepted)
+   to the status poll (every 0.05 s) that sees it completed. The job's row and transcript in
+   PostgreSQL split that time into queue wait, transcription inside the worker
+   (`processing_seconds`) and the rest.
+3. One more job asks for summary, diary and action_items (local provider): the LLM stage.
+
+Overhead = pipeline end-to-end median - raw faster-whisper median. Real-time factor (RTF) =
+seconds of processing per second of audio (lower is faster).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SAMPLES = [ROOT / "samples" / "voice_note.ogg", ROOT / "samples" / "meeting.ogg"]
+LLM_TASKS = ["summary", "diary", "action_items"]
+POLL_SECONDS = 0.05
+# The benchmark always runs its own embedded servers and storage, whatever the shell names.
+ISOLATED_ENV = (
+    "VOXFLOW_DATABASE_URL",
+    "VOXFLOW_REDIS_URL",
+    "VOXFLOW_DATA_DIR",
+    "VOXFLOW_STORAGE_ROOT",
+    "VOXFLOW_PUBLIC_STATUS_URL",
+)
+
+console = Console()
+progress = Console(stderr=True)
+
+
+@dataclass
+class RawRun:
+    """One direct faster-whisper transcription."""
+
+    sample: str
+    seconds: float
+
+
+@dataclass
+class JobRun:
+    """One job through the pipeline, timed by the client and by the database."""
+
+    sample: str
+    tasks: list[str]
+    audio_seconds: float
+    upload_seconds: float  # POST /v1/jobs until the ingest API answered
+    e2e_seconds: float  # ingest API answered until a poll saw `completed`
+    queue_seconds: float  # job row committed until a transcription worker claimed it
+    transcription_stage_seconds: float  # claimed until the transcript was committed
+    in_worker_seconds: float  # Transcript.processing_seconds (faster-whisper in the worker)
+    seen_lag_seconds: float  # job finished in the database until the client saw it
+    llm_queue_seconds: float | None = None  # transcribed until an LLM worker claimed it
+    llm_stage_seconds: float | None = None  # claimed until the notes were committed
+    llm_provider_seconds: float | None = None  # sum of the results' provider latency
+
+    @property
+    def worker_other_seconds(self) -> float:
+        """Transcription stage minus faster-whisper: storage copy and database writes."""
+        return self.transcription_stage_seconds - self.in_worker_seconds
+
+
+@dataclass
+class Measurements:
+    """Everything one benchmark run measured."""
+
+    runs: int
+    samples: list[Path]
+    model_load_seconds: float = 0.0
+    raw: list[RawRun] = field(default_factory=list)
+    audio_seconds: dict[str, float] = field(default_factory=dict)
+    startup_seconds: float = 0.0
+    warmup_job: JobRun | None = None
+    jobs: list[JobRun] = field(default_factory=list)
+    llm_job: JobRun | None = None
+    log_dir: Path | None = None  # where the stack's services write (default: a temporary dir)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _isolated_env() -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in ISOLATED_ENV if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def measure_baseline(result: Measurements) -> None:
+    """Transcribe every sample `runs` times with the worker's engine, in this process."""
+    from transcription_worker.engine import WhisperEngine
+    from voxflow.settings import TranscriptionSettings
+
+    settings = TranscriptionSettings()
+    engine = WhisperEngine(settings)
+    started = time.perf_counter()
+    engine.model(settings.whisper_model)
+    result.model_load_seconds = time.perf_counter() - started
+
+    def transcribe(path: Path) -> tuple[float, float]:
+        began = time.perf_counter()
+        out = engine.transcribe(
+            path, model_name=settings.whisper_model, language=None, on_segment=lambda _f: None
+        )
+        return time.perf_counter() - began, out.duration_seconds
+
+    progress.print(f"[dim]baseline: warm-up on {result.samples[0].name}")
+    transcribe(result.samples[0])
+    for run in range(result.runs):
+        for path in result.samples:  # interleaved, so drift hits every sample alike
+            seconds, audio = transcribe(path)
+            result.audio_seconds[path.name] = audio
+            result.raw.append(RawRun(path.name, seconds))
+            progress.print(f"[dim]baseline {run + 1}/{result.runs} {path.name}: {seconds:.3f}s")
+
+
+def _run_job(client: Any, sessions: Any, path: Path, tasks: list[str]) -> JobRun:
+    from voxflow.db import session_scope
+    from voxflow.jobs import repository
+
+    began = time.perf_counter()
+    accepted = client.submit(path, {"tasks": tasks})
+    accepted_at = time.perf_counter()
+    job = client.wait(str(accepted["id"]), poll=POLL_SECONDS)
+    seen_at = time.perf_counter()
+    seen_wall = time.time()  # same clock as PostgreSQL's now() on this machine
+    if job["status"] != "completed":
+        raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+    job_id = uuid.UUID(str(accepted["id"]))
+    with session_scope(sessions) as session:
+        row = repository.get_job(session, job_id)
+        transcript = repository.get_transcript(session, job_id)
+        results = repository.list_llm_results(session, job_id)
+        if row is None or transcript is None:
+            raise RuntimeError(f"job {job_id} has no row or transcript")
+        created = row.created_at.timestamp()
+        assert row.transcription_started_at is not None
+        assert row.transcribed_at is not None
+        assert row.finished_at is not None
+        started = row.transcription_started_at.timestamp()
+        transcribed = row.transcribed_at.timestamp()
+        finished = row.finished_at.timestamp()
+        generation = row.generation_started_at
+        run = JobRun(
+            sample=path.name,
+            tasks=tasks,
+            audio_seconds=float(accepted["duration_seconds"]),
+            upload_seconds=accepted_at - began,
+            e2e_seconds=seen_at - accepted_at,
+            queue_seconds=started - created,
+            transcription_stage_seconds=transcribed - started,
+            in_worker_seconds=transcript.processing_seconds,
+            seen_lag_seconds=seen_wall - finished,
+        )
+        if tasks and generation is not None:
+            run.llm_queue_seconds = generation.timestamp() - transcribed
+            run.llm_stage_seconds = finished - generation.timestamp()
+            run.llm_provider_seconds = sum(r.latency_ms for r in results) / 1000.0
+    return run
+
+
+def _print_log_tails(log_dir: Path, lines: int = 15) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        progress.print(f"[red]--- last lines of {log.name}", markup=True)
+        progress.print("\n".join(tail), markup=False, highlight=False)
+
+
+def measure_pipeline(result: Measurements) -> None:
+    """Start an embedded stack and push the same samples through it one job at a time."""
+    from voxflow.apikeys import issue_key
+    from voxflow.cli.client import VoxflowClient
+    from voxflow.cli.stack import Stack
+    from voxflow.db import make_engine, make_sessionmaker, session_scope
+
+    with _isolated_env(), tempfile.TemporaryDirectory(prefix="vf-bench-") as tmp:
+        options: dict[str, Any] = {}
+        log_dir = result.log_dir or Path(tmp) / "logs"
+        if "log_dir" in {f.name for f in dataclasses.fields(Stack)}:
+            options["log_dir"] = log_dir  # keep the services' output out of the report
+        stack = Stack(
+            data_dir=Path(tmp) / "data",
+            ingest_port=_free_port(),
+            status_port=_free_port(),
+            **options,
+        )
+        progress.print("[dim]pipeline: starting the embedded stack")
+        started = time.perf_counter()
+        info = stack.start()
+        result.startup_seconds = time.perf_counter() - started
+        engine = make_engine(info.database_url, pool_size=1)
+        try:
+            sessions = make_sessionmaker(engine)
+            with session_scope(sessions) as session:
+                key = issue_key(session, "bench", "overhead benchmark").secret
+            client = VoxflowClient(info.ingest_url, info.status_url, key)
+            progress.print(f"[dim]pipeline: warm-up job on {result.samples[0].name}")
+            result.warmup_job = _run_job(client, sessions, result.samples[0], [])
+            for run in range(result.runs):
+                for path in result.samples:
+                    job = _run_job(client, sessions, path, [])
+                    result.jobs.append(job)
+                    progress.print(
+                        f"[dim]pipeline {run + 1}/{result.runs} {path.name}: "
+                        f"e2e {job.e2e_seconds:.3f}s, in worker {job.in_worker_seconds:.3f}s"
+                    )
+            progress.print(f"[dim]pipeline: one job with {', '.join(LLM_TASKS)}")
+            result.llm_job = _run_job(client, sessions, result.samples[0], LLM_TASKS)
+        except BaseException:
+            _print_log_tails(log_dir)
+            raise
+        finally:
+            engine.dispose()
+            stack.stop()
+
+
+def summarise(result: Measurements) -> dict[str, Any]:
+    """Per-sample medians and derived figures (what the table and the JSON report show)."""
+    rows: list[dict[str, Any]] = []
+    for path in result.samples:
+        name = path.name
+        raw = _median([r.seconds for r in result.raw if r.sample == name])
+        jobs = [j for j in result.jobs if j.sample == name]
+        e2e = _median([j.e2e_seconds for j in jobs])
+        audio = result.audio_seconds[name]
+        rows.append(
+            {
+                "sample": name,
+                "audio_seconds": audio,
+                "raw_median_seconds": raw,
+                "upload_median_seconds": _median([j.upload_seconds for j in jobs]),
+                "e2e_median_seconds": e2e,
+                "in_worker_median_seconds": _median([j.in_worker_seconds for j in jobs]),
+                "overhead_seconds": e2e - raw,
+                "overhead_ratio": e2e / raw,
+                "rtf_raw": raw / audio,
+                "rtf_e2e": e2e / audio,
+                "breakdown_median_seconds": {
+                    "queue": _median([j.queue_seconds for j in jobs]),
+                    "transcription_in_worker": _median([j.in_worker_seconds for j in jobs]),
+                    "worker_other": _median([j.worker_other_seconds for j in jobs]),
+                    "finished_to_seen": _median([j.seen_lag_seconds for j in jobs]),
+                },
+            }
+        )
+    summary: dict[str, Any] = {"samples": rows}
+    if result.llm_job is not None:
+        llm = result.llm_job
+        plain = next(r for r in rows if r["sample"] == llm.sample)
+        summary["llm_job"] = {
+            "sample": llm.sample,
+            "tasks": llm.tasks,
+            "e2e_seconds": llm.e2e_seconds,
+            "transcription_only_e2e_median_seconds": plain["e2e_median_seconds"],
+            "llm_overhead_seconds": llm.e2e_seconds - plain["e2e_median_seconds"],
+            "llm_queue_seconds": llm.llm_queue_seconds,
+            "llm_stage_seconds": llm.llm_stage_seconds,
+            "llm_provider_seconds": llm.llm_provider_seconds,
+        }
+    return summary
+
+
+def _machine() -> dict[str, Any]:
+    import ctranslate2
+    import faster_whisper
+
+    from voxflow.settings import TranscriptionSettings
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "faster_whisper": faster_whisper.__version__,
+        "ctranslate2": ctranslate2.__version__,
+        "cuda_devices": ctranslate2.get_cuda_device_count(),
+        "transcription_settings": TranscriptionSettings().model_dump(mode="json"),
+    }
+
+
+def report(result: Measurements, summary: dict[str, Any]) -> None:
+    """Print the tables."""
+    table = Table(title=f"Per-job overhead (medians of {result.runs} runs, tasks=[])")
+    for column in (
+        "sample", "audio s", "raw whisper s", "upload s", "e2e s", "in-worker s",
+        "overhead s", "e2e/raw", "RTF raw", "RTF e2e",
+    ):  # fmt: skip
+        table.add_column(column, justify="left" if column == "sample" else "right")
+    for row in summary["samples"]:
+        table.add_row(
+            row["sample"],
+            f"{row['audio_seconds']:.1f}",
+            f"{row['raw_median_seconds']:.3f}",
+            f"{row['upload_median_seconds']:.3f}",
+            f"{row['e2e_median_seconds']:.3f}",
+            f"{row['in_worker_median_seconds']:.3f}",
+            f"{row['overhead_seconds']:+.3f}",
+            f"{row['overhead_ratio']:.2f}x",
+            f"{row['rtf_raw']:.3f}",
+            f"{row['rtf_e2e']:.3f}",
+        )
+    console.print(table)
+
+    parts = Table(title="Where the end-to-end time goes (medians, seconds)")
+    for column in ("sample", "queue → claim", "whisper in worker", "worker other", "done → seen"):
+        parts.add_column(column, justify="left" if column == "sample" else "right")
+    for row in summary["samples"]:
+        b = row["breakdown_median_seconds"]
+        parts.add_row(
+            row["sample"],
+            f"{b['queue']:.3f}",
+            f"{b['transcription_in_worker']:.3f}",
+            f"{b['worker_other']:.3f}",
+            f"{b['finished_to_seen']:.3f}",
+        )
+    console.print(parts)
+
+    console.print(
+        f"stack start-up (embedded PostgreSQL + Redis, migrations, APIs ready): "
+        f"{result.startup_seconds:.2f}s; model load in this process: "
+        f"{result.model_load_seconds:.2f}s"
+    )
+    if result.warmup_job is not None:
+        console.print(
+            f"warm-up job ({result.warmup_job.sample}): e2e {result.warmup_job.e2e_seconds:.3f}s"
+        )
+    llm = summary.get("llm_job")
+    if llm is not None:
+        console.print(
+            f"LLM job ({llm['sample']}, {', '.join(llm['tasks'])}; local provider): e2e "
+            f"{llm['e2e_seconds']:.3f}s vs {llm['transcription_only_e2e_median_seconds']:.3f}s "
+            f"without tasks ({llm['llm_overhead_seconds']:+.3f}s); LLM queue "
+            f"{llm['llm_queue_seconds']:.3f}s, LLM stage {llm['llm_stage_seconds']:.3f}s "
+            f"(provider {llm['llm_provider_seconds']:.3f}s)"
+        )
+    console.print(
+        "[dim]e2e: ingest API answered → a status poll (every 0.05 s) saw `completed`. "
+        "overhead = e2e - raw. RTF = processing s / audio s."
+    )
+
+
+def main(
+    runs: Annotated[int, typer.Option(min=1, help="Timed runs per sample and side.")] = 5,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+    ] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Keep the services' logs in this directory (default: discarded)."),
+    ] = None,
+    samples: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--samples", exists=True, dir_okay=False, help="Recordings (repeat the option)."
+        ),
+    ] = None,
+) -> None:
+    """Measure the platform's per-job overhead against faster-whisper called directly."""
+    chosen = [p.resolve() for p in samples] if samples else DEFAULT_SAMPLES
+    if len({p.name for p in chosen}) != len(chosen):
+        raise typer.BadParameter("samples must have distinct file names", param_hint="--samples")
+    result = Measurements(runs=runs, samples=chosen, log_dir=logs.resolve() if logs else None)
+    measure_baseline(result)
+    gc.collect()  # free the baseline model's memory before the stack starts
+    measure_pipeline(result)
+    summary = summarise(result)
+    console.print()
+    report(result, summary)
+    if json_path is not None:
+        document = {
+            "command": sys.argv,
+            "machine": _machine(),
+            "runs": runs,
+            "poll_seconds": POLL_SECONDS,
+            "stack_startup_seconds": result.startup_seconds,
+            "model_load_seconds": result.model_load_seconds,
+            **summary,
+            "warmup_job": dataclasses.asdict(result.warmup_job) if result.warmup_job else None,
+            "raw_runs": [dataclasses.asdict(r) for r in result.raw],
+            "jobs": [dataclasses.asdict(j) for j in result.jobs],
+            "llm_job_run": dataclasses.asdict(result.llm_job) if result.llm_job else None,
+        }
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        console.print(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,119 @@
+"""Real Celery worker processes and both APIs, on the suite's Postgres, Redis and storage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from ingest_api.app import create_app as create_ingest_app
+from status_api.app import create_app as create_status_app
+from tests.servers import Servers
+from voxflow.embedded import redis_client_url
+from voxflow.queue.celery_app import publisher_app
+from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
+
+# Short leases so that recovery paths run in seconds, not minutes.
+WORKER_ENV = {
+    "VOXFLOW_LEASE_SECONDS": "6",
+    "VOXFLOW_HEARTBEAT_SECONDS": "1",
+    "VOXFLOW_PROGRESS_INTERVAL_SECONDS": "0.2",
+}
+
+
+@dataclass
+class Worker:
+    """A Celery worker process consuming one queue."""
+
+    module: str
+    queue: str
+    concurrency: int
+    log: Path
+    name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def node(self) -> str:
+        """The Celery node name (used for remote control)."""
+        return f"{self.queue}-{self.name}@localhost"
+
+    def start(self) -> None:
+        """Start the worker and wait until it answers a ping."""
+        command = [
+            sys.executable, "-m", "celery", "-A", self.module, "worker", "-Q", self.queue,
+            "-c", str(self.concurrency), "-n", self.node, "--without-gossip",
+            "--without-mingle", "-l", "INFO",
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, env={**os.environ, **WORKER_ENV}, stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + 90
+        while not publisher_app().control.ping(destination=[self.node], timeout=0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.node} did not start:\n{self.tail()}")
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then kill if it hangs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self, lines: int = 60) -> str:
+        """The end of the worker's log, for failure messages."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def purged_queues(servers: Servers) -> None:
+    """Drop messages earlier tests left, so workers only see this module's jobs."""
+    client = redis.Redis.from_url(redis_client_url(servers.redis_url))
+    client.delete(TRANSCRIPTION_QUEUE, LLM_QUEUE)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def workers(
+    purged_queues: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Worker]]:
+    """One transcription worker (two processes, so duplicates can race) and one LLM worker."""
+    logs = tmp_path_factory.mktemp("worker-logs")
+    started = {
+        "transcription": Worker("transcription_worker.tasks", TRANSCRIPTION_QUEUE, 2,
+                                logs / "transcription.log"),
+        "llm": Worker("llm_worker.tasks", LLM_QUEUE, 1, logs / "llm.log"),
+    }  # fmt: skip
+    try:
+        for worker in started.values():
+            worker.start()
+        yield started
+    finally:
+        for worker in started.values():
+            worker.stop()
+
+
+@pytest.fixture(scope="session")
+def ingest() -> Iterator[TestClient]:
+    """The ingestion API."""
+    with TestClient(create_ingest_app()) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def status() -> Iterator[TestClient]:
+    """The status API."""
+    with TestClient(create_status_app()) as client:
+        yield client
