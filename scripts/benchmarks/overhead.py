@@ -54,7 +54,8 @@ ISOLATED_ENV = (
     "VOXFLOW_PUBLIC_STATUS_URL",
 )
 
-console = Console()
+# Wide enough for the tables when the output is a file or a pipe (rich assumes 80 columns).
+console = Console() if sys.stdout.isatty() else Console(width=140)
 progress = Console(stderr=True)
 
 
@@ -64,6 +65,7 @@ class RawRun:
 
     sample: str
     seconds: float
+    audio_seconds: float
 
 
 @dataclass
@@ -97,7 +99,7 @@ class Measurements:
     samples: list[Path]
     model_load_seconds: float = 0.0
     raw: list[RawRun] = field(default_factory=list)
-    audio_seconds: dict[str, float] = field(default_factory=dict)
+    load_average: dict[str, list[float]] = field(default_factory=dict)  # 1, 5, 15 minutes
     startup_seconds: float = 0.0
     warmup_job: JobRun | None = None
     jobs: list[JobRun] = field(default_factory=list)
@@ -125,98 +127,105 @@ def _isolated_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def measure_baseline(result: Measurements) -> None:
-    """Transcribe every sample `runs` times with the worker's engine, in this process."""
-    from transcription_worker.engine import WhisperEngine
-    from voxflow.settings import TranscriptionSettings
+class Baseline:
+    """faster-whisper called directly, the way the transcription worker's engine calls it."""
 
-    settings = TranscriptionSettings()
-    engine = WhisperEngine(settings)
-    started = time.perf_counter()
-    engine.model(settings.whisper_model)
-    result.model_load_seconds = time.perf_counter() - started
+    def __init__(self) -> None:
+        from transcription_worker.engine import WhisperEngine
+        from voxflow.settings import TranscriptionSettings
 
-    def transcribe(path: Path) -> tuple[float, float]:
+        self.settings = TranscriptionSettings()
+        self.engine = WhisperEngine(self.settings)
+        started = time.perf_counter()
+        self.engine.model(self.settings.whisper_model)
+        self.load_seconds = time.perf_counter() - started
+
+    def run(self, path: Path) -> RawRun:
+        """Transcribe `path` once and time it."""
         began = time.perf_counter()
-        out = engine.transcribe(
-            path, model_name=settings.whisper_model, language=None, on_segment=lambda _f: None
+        out = self.engine.transcribe(
+            path, model_name=self.settings.whisper_model, language=None, on_segment=_ignore
         )
-        return time.perf_counter() - began, out.duration_seconds
-
-    progress.print(f"[dim]baseline: warm-up on {result.samples[0].name}")
-    transcribe(result.samples[0])
-    for run in range(result.runs):
-        for path in result.samples:  # interleaved, so drift hits every sample alike
-            seconds, audio = transcribe(path)
-            result.audio_seconds[path.name] = audio
-            result.raw.append(RawRun(path.name, seconds))
-            progress.print(f"[dim]baseline {run + 1}/{result.runs} {path.name}: {seconds:.3f}s")
+        return RawRun(path.name, time.perf_counter() - began, out.duration_seconds)
 
 
-def _run_job(client: Any, sessions: Any, path: Path, tasks: list[str]) -> JobRun:
-    from voxflow.db import session_scope
-    from voxflow.jobs import repository
+def _ignore(_fraction: float) -> None:
+    return None
 
-    began = time.perf_counter()
-    accepted = client.submit(path, {"tasks": tasks})
-    accepted_at = time.perf_counter()
-    job = client.wait(str(accepted["id"]), poll=POLL_SECONDS)
-    seen_at = time.perf_counter()
-    seen_wall = time.time()  # same clock as PostgreSQL's now() on this machine
-    if job["status"] != "completed":
-        raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
-    job_id = uuid.UUID(str(accepted["id"]))
-    with session_scope(sessions) as session:
-        row = repository.get_job(session, job_id)
-        transcript = repository.get_transcript(session, job_id)
-        results = repository.list_llm_results(session, job_id)
-        if row is None or transcript is None:
-            raise RuntimeError(f"job {job_id} has no row or transcript")
-        created = row.created_at.timestamp()
-        assert row.transcription_started_at is not None
-        assert row.transcribed_at is not None
-        assert row.finished_at is not None
-        started = row.transcription_started_at.timestamp()
-        transcribed = row.transcribed_at.timestamp()
-        finished = row.finished_at.timestamp()
-        generation = row.generation_started_at
-        run = JobRun(
-            sample=path.name,
-            tasks=tasks,
-            audio_seconds=float(accepted["duration_seconds"]),
-            upload_seconds=accepted_at - began,
-            e2e_seconds=seen_at - accepted_at,
-            queue_seconds=started - created,
-            transcription_stage_seconds=transcribed - started,
-            in_worker_seconds=transcript.processing_seconds,
-            seen_lag_seconds=seen_wall - finished,
-        )
-        if tasks and generation is not None:
-            run.llm_queue_seconds = generation.timestamp() - transcribed
-            run.llm_stage_seconds = finished - generation.timestamp()
-            run.llm_provider_seconds = sum(r.latency_ms for r in results) / 1000.0
-    return run
+
+@dataclass
+class Pipeline:
+    """Jobs submitted to a running stack, one at a time."""
+
+    client: Any  # VoxflowClient
+    sessions: Any  # sessionmaker on the stack's database
+
+    def run(self, path: Path, tasks: list[str]) -> JobRun:
+        """Submit `path`, wait for it to complete, and read its timings back."""
+        from voxflow.db import session_scope
+        from voxflow.jobs import repository
+
+        began = time.perf_counter()
+        accepted = self.client.submit(path, {"tasks": tasks})
+        accepted_at = time.perf_counter()
+        job = self.client.wait(str(accepted["id"]), poll=POLL_SECONDS)
+        seen_at = time.perf_counter()
+        seen_wall = time.time()  # the same clock as PostgreSQL's now() on this machine
+        if job["status"] != "completed":
+            raise RuntimeError(f"job {job['id']} ended {job['status']}: {job.get('error')}")
+        job_id = uuid.UUID(str(accepted["id"]))
+        with session_scope(self.sessions) as session:
+            row = repository.get_job(session, job_id)
+            transcript = repository.get_transcript(session, job_id)
+            results = repository.list_llm_results(session, job_id)
+            if row is None or transcript is None:
+                raise RuntimeError(f"job {job_id} has no row or transcript")
+            assert row.transcription_started_at is not None
+            assert row.transcribed_at is not None
+            assert row.finished_at is not None
+            created = row.created_at.timestamp()
+            started = row.transcription_started_at.timestamp()
+            transcribed = row.transcribed_at.timestamp()
+            finished = row.finished_at.timestamp()
+            run = JobRun(
+                sample=path.name,
+                tasks=tasks,
+                audio_seconds=float(accepted["duration_seconds"]),
+                upload_seconds=accepted_at - began,
+                e2e_seconds=seen_at - accepted_at,
+                queue_seconds=started - created,
+                transcription_stage_seconds=transcribed - started,
+                in_worker_seconds=transcript.processing_seconds,
+                seen_lag_seconds=seen_wall - finished,
+            )
+            if tasks and row.generation_started_at is not None:
+                generation = row.generation_started_at.timestamp()
+                run.llm_queue_seconds = generation - transcribed
+                run.llm_stage_seconds = finished - generation
+                run.llm_provider_seconds = sum(r.latency_ms for r in results) / 1000.0
+        return run
 
 
 def _print_log_tails(log_dir: Path, lines: int = 15) -> None:
     for log in sorted(log_dir.glob("*.log")):
         tail = log.read_text(errors="replace").splitlines()[-lines:]
-        progress.print(f"[red]--- last lines of {log.name}", markup=True)
+        progress.print(f"[red]--- last lines of {log.name}")
         progress.print("\n".join(tail), markup=False, highlight=False)
 
 
-def measure_pipeline(result: Measurements) -> None:
-    """Start an embedded stack and push the same samples through it one job at a time."""
+@contextmanager
+def running_stack(log_dir: Path | None) -> Iterator[tuple[Pipeline, float]]:
+    """An embedded stack in a temporary data directory on free ports, and its start-up time."""
     from voxflow.apikeys import issue_key
     from voxflow.cli.client import VoxflowClient
     from voxflow.cli.stack import Stack
     from voxflow.db import make_engine, make_sessionmaker, session_scope
 
     with _isolated_env(), tempfile.TemporaryDirectory(prefix="vf-bench-") as tmp:
+        logs = log_dir or Path(tmp) / "logs"
         options: dict[str, Any] = {}
-        log_dir = result.log_dir or Path(tmp) / "logs"
         if "log_dir" in {f.name for f in dataclasses.fields(Stack)}:
-            options["log_dir"] = log_dir  # keep the services' output out of the report
+            options["log_dir"] = logs  # keep the services' output out of the report
         stack = Stack(
             data_dir=Path(tmp) / "data",
             ingest_port=_free_port(),
@@ -225,32 +234,62 @@ def measure_pipeline(result: Measurements) -> None:
         )
         progress.print("[dim]pipeline: starting the embedded stack")
         started = time.perf_counter()
-        info = stack.start()
-        result.startup_seconds = time.perf_counter() - started
+        try:
+            info = stack.start()
+        except BaseException:
+            _print_log_tails(logs)
+            raise
+        startup = time.perf_counter() - started
         engine = make_engine(info.database_url, pool_size=1)
         try:
             sessions = make_sessionmaker(engine)
             with session_scope(sessions) as session:
                 key = issue_key(session, "bench", "overhead benchmark").secret
             client = VoxflowClient(info.ingest_url, info.status_url, key)
-            progress.print(f"[dim]pipeline: warm-up job on {result.samples[0].name}")
-            result.warmup_job = _run_job(client, sessions, result.samples[0], [])
-            for run in range(result.runs):
-                for path in result.samples:
-                    job = _run_job(client, sessions, path, [])
-                    result.jobs.append(job)
-                    progress.print(
-                        f"[dim]pipeline {run + 1}/{result.runs} {path.name}: "
-                        f"e2e {job.e2e_seconds:.3f}s, in worker {job.in_worker_seconds:.3f}s"
-                    )
-            progress.print(f"[dim]pipeline: one job with {', '.join(LLM_TASKS)}")
-            result.llm_job = _run_job(client, sessions, result.samples[0], LLM_TASKS)
+            yield Pipeline(client, sessions), startup
         except BaseException:
-            _print_log_tails(log_dir)
+            _print_log_tails(logs)
             raise
         finally:
             engine.dispose()
             stack.stop()
+
+
+def measure(result: Measurements, *, interleave: bool) -> None:
+    """Run both sides: interleaved (raw, job, raw, job...) or all raw runs first."""
+    first = result.samples[0]
+    baseline = Baseline()
+    result.model_load_seconds = baseline.load_seconds
+    progress.print(f"[dim]baseline: warm-up on {first.name}")
+    baseline.run(first)
+    paired = baseline if interleave else None
+    if not interleave:
+        for run in range(result.runs):
+            for path in result.samples:  # samples alternate, so drift hits each alike
+                raw = baseline.run(path)
+                result.raw.append(raw)
+                progress.print(f"[dim]raw {run + 1}/{result.runs} {path.name}: {raw.seconds:.3f}s")
+        del baseline  # free the model's memory and threads before the stack starts
+        gc.collect()
+    with running_stack(result.log_dir) as (pipeline, startup):
+        result.startup_seconds = startup
+        progress.print(f"[dim]pipeline: warm-up job on {first.name} (worker loads its model)")
+        result.warmup_job = pipeline.run(first, [])
+        for run in range(result.runs):
+            for path in result.samples:
+                note = ""
+                if paired is not None:
+                    raw = paired.run(path)
+                    result.raw.append(raw)
+                    note = f"raw {raw.seconds:.3f}s, "
+                job = pipeline.run(path, [])
+                result.jobs.append(job)
+                progress.print(
+                    f"[dim]run {run + 1}/{result.runs} {path.name}: {note}"
+                    f"e2e {job.e2e_seconds:.3f}s, in worker {job.in_worker_seconds:.3f}s"
+                )
+        progress.print(f"[dim]pipeline: one job with {', '.join(LLM_TASKS)}")
+        result.llm_job = pipeline.run(first, LLM_TASKS)
 
 
 def summarise(result: Measurements) -> dict[str, Any]:
@@ -258,10 +297,11 @@ def summarise(result: Measurements) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for path in result.samples:
         name = path.name
-        raw = _median([r.seconds for r in result.raw if r.sample == name])
+        raws = [r for r in result.raw if r.sample == name]
         jobs = [j for j in result.jobs if j.sample == name]
+        raw = _median([r.seconds for r in raws])
         e2e = _median([j.e2e_seconds for j in jobs])
-        audio = result.audio_seconds[name]
+        audio = raws[0].audio_seconds
         rows.append(
             {
                 "sample": name,
@@ -274,6 +314,19 @@ def summarise(result: Measurements) -> dict[str, Any]:
                 "overhead_ratio": e2e / raw,
                 "rtf_raw": raw / audio,
                 "rtf_e2e": e2e / audio,
+                "raw_min_seconds": min(r.seconds for r in raws),
+                "e2e_min_seconds": min(j.e2e_seconds for j in jobs),
+                # Run i of each side, taken back to back when interleaved.
+                "paired_overhead_median_seconds": _median(
+                    [j.e2e_seconds - r.seconds for r, j in zip(raws, jobs, strict=True)]
+                ),
+                "paired_ratio_median": _median(
+                    [j.e2e_seconds / r.seconds for r, j in zip(raws, jobs, strict=True)]
+                ),
+                # Everything but faster-whisper, per job: insensitive to whisper's own noise.
+                "non_whisper_median_seconds": _median(
+                    [j.e2e_seconds - j.in_worker_seconds for j in jobs]
+                ),
                 "breakdown_median_seconds": {
                     "queue": _median([j.queue_seconds for j in jobs]),
                     "transcription_in_worker": _median([j.in_worker_seconds for j in jobs]),
@@ -290,8 +343,12 @@ def summarise(result: Measurements) -> dict[str, Any]:
             "sample": llm.sample,
             "tasks": llm.tasks,
             "e2e_seconds": llm.e2e_seconds,
+            "in_worker_seconds": llm.in_worker_seconds,
             "transcription_only_e2e_median_seconds": plain["e2e_median_seconds"],
             "llm_overhead_seconds": llm.e2e_seconds - plain["e2e_median_seconds"],
+            # The same, with each side's own transcription time taken out first.
+            "llm_overhead_non_whisper_seconds": (llm.e2e_seconds - llm.in_worker_seconds)
+            - plain["non_whisper_median_seconds"],
             "llm_queue_seconds": llm.llm_queue_seconds,
             "llm_stage_seconds": llm.llm_stage_seconds,
             "llm_provider_seconds": llm.llm_provider_seconds,
@@ -316,11 +373,16 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def report(result: Measurements, summary: dict[str, Any]) -> None:
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def report(result: Measurements, summary: dict[str, Any], *, interleave: bool) -> None:
     """Print the tables."""
-    table = Table(title=f"Per-job overhead (medians of {result.runs} runs, tasks=[])")
+    order = "interleaved" if interleave else "raw runs first"
+    table = Table(title=f"Per-job overhead, tasks=[] (medians of {result.runs} runs, {order})")
     for column in (
-        "sample", "audio s", "raw whisper s", "upload s", "e2e s", "in-worker s",
+        "sample", "audio s", "raw s", "upload s", "e2e s", "in-worker s",
         "overhead s", "e2e/raw", "RTF raw", "RTF e2e",
     ):  # fmt: skip
         table.add_column(column, justify="left" if column == "sample" else "right")
@@ -340,7 +402,10 @@ def report(result: Measurements, summary: dict[str, Any]) -> None:
     console.print(table)
 
     parts = Table(title="Where the end-to-end time goes (medians, seconds)")
-    for column in ("sample", "queue → claim", "whisper in worker", "worker other", "done → seen"):
+    for column in (
+        "sample", "queue → claim", "whisper in worker", "worker other", "done → seen",
+        "e2e - whisper", "paired e2e-raw", "paired e2e/raw", "min raw", "min e2e",
+    ):  # fmt: skip
         parts.add_column(column, justify="left" if column == "sample" else "right")
     for row in summary["samples"]:
         b = row["breakdown_median_seconds"]
@@ -350,6 +415,11 @@ def report(result: Measurements, summary: dict[str, Any]) -> None:
             f"{b['transcription_in_worker']:.3f}",
             f"{b['worker_other']:.3f}",
             f"{b['finished_to_seen']:.3f}",
+            f"{row['non_whisper_median_seconds']:.3f}",
+            f"{row['paired_overhead_median_seconds']:+.3f}",
+            f"{row['paired_ratio_median']:.2f}x",
+            f"{row['raw_min_seconds']:.3f}",
+            f"{row['e2e_min_seconds']:.3f}",
         )
     console.print(parts)
 
@@ -365,15 +435,23 @@ def report(result: Measurements, summary: dict[str, Any]) -> None:
     llm = summary.get("llm_job")
     if llm is not None:
         console.print(
-            f"LLM job ({llm['sample']}, {', '.join(llm['tasks'])}; local provider): e2e "
-            f"{llm['e2e_seconds']:.3f}s vs {llm['transcription_only_e2e_median_seconds']:.3f}s "
-            f"without tasks ({llm['llm_overhead_seconds']:+.3f}s); LLM queue "
-            f"{llm['llm_queue_seconds']:.3f}s, LLM stage {llm['llm_stage_seconds']:.3f}s "
+            f"LLM job ({llm['sample']}; {', '.join(llm['tasks'])}; local provider): e2e "
+            f"{llm['e2e_seconds']:.3f}s (whisper in worker {llm['in_worker_seconds']:.3f}s) vs "
+            f"{llm['transcription_only_e2e_median_seconds']:.3f}s without tasks "
+            f"({llm['llm_overhead_seconds']:+.3f}s; "
+            f"{llm['llm_overhead_non_whisper_seconds']:+.3f}s leaving whisper out); "
+            f"LLM queue {llm['llm_queue_seconds']:.3f}s, "
+            f"LLM stage {llm['llm_stage_seconds']:.3f}s "
             f"(provider {llm['llm_provider_seconds']:.3f}s)"
         )
     console.print(
+        f"load average (1/5/15 min) before {result.load_average['before']}, "
+        f"after {result.load_average['after']} on {os.cpu_count()} CPUs"
+    )
+    console.print(
         "[dim]e2e: ingest API answered → a status poll (every 0.05 s) saw `completed`. "
-        "overhead = e2e - raw. RTF = processing s / audio s."
+        "overhead = e2e - raw. RTF = processing s / audio s. queue → claim, worker other "
+        "(stage minus faster-whisper) and done → seen come from the job's database timestamps."
     )
 
 
@@ -382,15 +460,22 @@ def main(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
     ] = None,
-    logs: Annotated[
-        Path | None,
-        typer.Option(help="Keep the services' logs in this directory (default: discarded)."),
-    ] = None,
     samples: Annotated[
         list[Path] | None,
         typer.Option(
             "--samples", exists=True, dir_okay=False, help="Recordings (repeat the option)."
         ),
+    ] = None,
+    interleave: Annotated[
+        bool,
+        typer.Option(
+            help="Alternate raw transcriptions and jobs (stack up and idle during raw runs), "
+            "so machine load drifts hit both sides; --no-interleave runs all raw ones first."
+        ),
+    ] = True,
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Keep the services' logs in this directory (default: discarded)."),
     ] = None,
 ) -> None:
     """Measure the platform's per-job overhead against faster-whisper called directly."""
@@ -398,18 +483,20 @@ def main(
     if len({p.name for p in chosen}) != len(chosen):
         raise typer.BadParameter("samples must have distinct file names", param_hint="--samples")
     result = Measurements(runs=runs, samples=chosen, log_dir=logs.resolve() if logs else None)
-    measure_baseline(result)
-    gc.collect()  # free the baseline model's memory before the stack starts
-    measure_pipeline(result)
+    result.load_average["before"] = _loadavg()
+    measure(result, interleave=interleave)
+    result.load_average["after"] = _loadavg()
     summary = summarise(result)
     console.print()
-    report(result, summary)
+    report(result, summary, interleave=interleave)
     if json_path is not None:
         document = {
             "command": sys.argv,
             "machine": _machine(),
             "runs": runs,
+            "interleaved": interleave,
             "poll_seconds": POLL_SECONDS,
+            "load_average": result.load_average,
             "stack_startup_seconds": result.startup_seconds,
             "model_load_seconds": result.model_load_seconds,
             **summary,

@@ -77,7 +77,9 @@ def test_summary_of_unpunctuated_transcript_uses_word_chunks() -> None:
     assert len(sentences) == 5
     assert all(len(sentence.split()) == 20 for sentence in sentences)
     summary = _complete("summary", " ".join(words))
-    assert summary in sentences
+    # Five chunks give a two-chunk summary, the chunks kept whole and in their order.
+    pairs = [f"{a} {b}" for i, a in enumerate(sentences) for b in sentences[i + 1 :]]
+    assert summary in pairs
 
 
 def test_abbreviations_do_not_split_sentences() -> None:
@@ -174,3 +176,17 @@ def test_unknown_task_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError) as caught:
         LocalProvider().complete(request)
     assert caught.value.code == "bad_request"
+
+
+def test_comma_joined_whisper_sentences_become_separate_action_items() -> None:
+    transcript = (
+        "Quick voice note for this week, I need to call the dentist on Monday morning, "
+        "remember to send the budget report to the team by Friday, and please buy milk "
+        "and bread on the way home."
+    )
+    assert split_sentences(transcript) == [
+        "Quick voice note for this week.",
+        "I need to call the dentist on Monday morning.",
+        "Remember to send the budget report to the team by Friday.",
+        "Please buy milk and bread on the way home.",
+    ]

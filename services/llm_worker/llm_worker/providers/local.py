@@ -75,6 +75,11 @@ def _chunk(words: list[str]) -> list[str]:
     return [" ".join(words[start : start + size]) for start in range(0, len(words), size)]
 
 
+# Sentences longer than this are split at commas into clauses of at least _MIN_CLAUSE_WORDS.
+_CLAUSE_SPLIT_WORDS = 18
+_MIN_CLAUSE_WORDS = 4
+
+
 def split_sentences(text: str) -> list[str]:
     """Split a transcript into sentences, chunking stretches that lack punctuation."""
     text = _normalise(text)
@@ -90,9 +95,37 @@ def split_sentences(text: str) -> list[str]:
             pieces.append(piece)
     sentences: list[str] = []
     for piece in pieces:
-        words = piece.split()
-        sentences.extend(_chunk(words) if len(words) > _MAX_SENTENCE_WORDS else [piece])
+        for clause in _split_clauses(piece):
+            words = clause.split()
+            sentences.extend(_chunk(words) if len(words) > _MAX_SENTENCE_WORDS else [clause])
     return sentences
+
+
+def _split_clauses(sentence: str) -> list[str]:
+    """Split a long sentence at commas: Whisper often joins spoken sentences with commas."""
+    if len(sentence.split()) <= _CLAUSE_SPLIT_WORDS or "," not in sentence:
+        return [sentence]
+    clauses: list[str] = []
+    for part in (p.strip() for p in sentence.split(",")):
+        if not part:
+            continue
+        # Short fragments ("and then", "well") stay attached to the clause before them.
+        too_short = len(part.split()) < _MIN_CLAUSE_WORDS
+        if clauses and (too_short or len(clauses[-1].split()) < _MIN_CLAUSE_WORDS):
+            clauses[-1] = f"{clauses[-1]}, {part}"
+        else:
+            clauses.append(part)
+    return [_tidy_clause(c) for c in clauses]
+
+
+def _tidy_clause(clause: str) -> str:
+    """Drop a leading conjunction, capitalise, and end with a full stop."""
+    words = clause.split()
+    if len(words) > _MIN_CLAUSE_WORDS and words[0].lower() in ("and", "but", "so", "then"):
+        words = words[1:]
+    text = " ".join(words)
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else f"{text}."
 
 
 def _terms(sentence: str) -> list[str]:
@@ -114,7 +147,8 @@ def key_sentences(sentences: list[str]) -> list[str]:
         / max(len(_WORD.findall(sentence.lower())), _MIN_SCORING_LENGTH)
         for sentence in sentences
     ]
-    k = max(1, min(_MAX_SUMMARY_SENTENCES, len(sentences) // 3))
+    # About a third of the sentences, but at least two when there are three or more.
+    k = max(min(2, len(sentences) - 1), 1, min(_MAX_SUMMARY_SENTENCES, len(sentences) // 3))
     # Ties go to the earlier sentence, which keeps the output deterministic.
     ranked = sorted(range(len(sentences)), key=lambda index: (-scores[index], index))
     return [sentences[index] for index in sorted(ranked[:k])]
