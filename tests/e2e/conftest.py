@@ -77,7 +77,7 @@ class Worker:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def purged_queues(servers: Servers) -> None:
     """Drop messages earlier tests left, so workers only see this module's jobs."""
     client = redis.Redis.from_url(redis_client_url(servers.redis_url))
@@ -85,7 +85,7 @@ def purged_queues(servers: Servers) -> None:
     client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def workers(
     purged_queues: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Worker]]:
@@ -105,14 +105,14 @@ def workers(
             worker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ingest() -> Iterator[TestClient]:
     """The ingestion API."""
     with TestClient(create_ingest_app()) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def status() -> Iterator[TestClient]:
     """The status API."""
     with TestClient(create_status_app()) as client:

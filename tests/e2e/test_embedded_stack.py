@@ -6,12 +6,17 @@ running Voxflow are exercised: here PostgreSQL and Redis come from the PyPI whee
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -38,6 +43,64 @@ def test_demo_runs_on_embedded_servers_and_cleans_up() -> None:
         assert "upload to completed" in result.stdout
         assert (data_dir / "postgres" / "PG_VERSION").is_file()
         assert (data_dir / "redis" / "appendonly.aof").exists()  # Redis ran with AOF on
+        assert not (data_dir / "stack.json").exists()
+        leftovers = [
+            p.info["cmdline"]
+            for p in psutil.process_iter(attrs=["cmdline"])
+            if p.info["cmdline"] and any(str(data_dir) in part for part in p.info["cmdline"])
+        ]
+        assert leftovers == [], leftovers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXFLOW_")}
+    with tempfile.TemporaryDirectory(prefix="vf-run-") as tmp:
+        data_dir = Path(tmp) / "data"
+        log = Path(tmp) / "run.log"
+        ingest, status = _free_port(), _free_port()
+        voxflow = [sys.executable, "-m", "voxflow.cli.main"]
+        with log.open("wb") as out:
+            stack = subprocess.Popen(
+                [*voxflow, "run", "--data-dir", str(data_dir), "--ingest-port", str(ingest),
+                 "--status-port", str(status)],
+                cwd=ROOT, env=env, stdout=out, stderr=out,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not (data_dir / "stack.json").exists():
+                assert stack.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+            info = json.loads((data_dir / "stack.json").read_text())
+            assert httpx.get(f"{info['status_url']}/readyz").status_code == 200
+
+            # The CLI finds the running stack's database through DATA_DIR/stack.json.
+            key = subprocess.run(
+                [*voxflow, "keys", "create", "--tenant", "cli", "--data-dir", str(data_dir)],
+                env=env, capture_output=True, text=True, check=True, timeout=60,
+            ).stdout.strip()  # fmt: skip
+            assert key.startswith("vf_")
+            submitted = subprocess.run(
+                [*voxflow, "submit", str(SAMPLES / "voice_note.ogg"), "-t", "action_items",
+                 "--wait", "--api-key", key, "--ingest-url", info["ingest_url"],
+                 "--status-url", info["status_url"]],
+                env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=180,
+                check=False,
+            )  # fmt: skip
+            assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+            assert "call the dentist" in submitted.stdout.lower()
+            assert "action_items (local / extractive-v1)" in submitted.stdout
+        finally:
+            stack.send_signal(signal.SIGINT)
+            code = stack.wait(90)
+        assert code == 0, log.read_text()
         assert not (data_dir / "stack.json").exists()
         leftovers = [
             p.info["cmdline"]
