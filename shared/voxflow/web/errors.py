@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,24 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not _is_connection_error(exc):
+            log.exception("database error", exc_info=exc)
+            return error_response(500, "internal_error", "An unexpected error occurred.")
+        log.warning("database unavailable: %s", exc.orig)
+        return error_response(503, "database_unavailable",
+                              "The job database is unavailable; retry shortly.",
+                              {"Retry-After": "5"})  # fmt: skip
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    """Tell a lost or refused connection from a bug in a query."""
+    import psycopg
+
+    return isinstance(exc.orig, psycopg.OperationalError)

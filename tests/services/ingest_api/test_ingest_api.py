@@ -14,11 +14,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest_api import service
 from ingest_api.app import create_app
+from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
+from ingest_api.upload import ParsedUpload
 from tests.conftest import SAMPLES
+from voxflow.audio import probe_file
+from voxflow.db import make_engine, make_sessionmaker
 from voxflow.jobs.models import Job, JobEvent
 from voxflow.storage.local import LocalStorage
+from voxflow.web.errors import ApiError
 
 VOICE_NOTE = SAMPLES / "voice_note.ogg"
 MAX_BYTES = 200_000
@@ -255,3 +261,34 @@ def test_health_readiness_and_openapi(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     assert body["multipart/form-data"]["schema"]["required"] == ["file"]
+
+
+DEAD_DATABASE = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+def test_database_down_is_503_not_500(spool: Path) -> None:
+    settings = IngestSettings(spool_dir=spool, database_url=DEAD_DATABASE)
+    with TestClient(create_app(settings)) as down:
+        response = upload(down, {"Authorization": "Bearer vf_any"}, VOICE_NOTE.read_bytes())
+        assert down.get("/readyz").status_code == 503
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "5"
+
+
+def test_failed_commit_removes_the_stored_audio(tmp_path: Path, tenant: str) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    spooled = tmp_path / "spooled"
+    spooled.write_bytes(VOICE_NOTE.read_bytes())
+    parsed = ParsedUpload(path=spooled, size=spooled.stat().st_size, sha256="0" * 64,
+                          filename="a.ogg", options=None)  # fmt: skip
+    engine = make_engine(DEAD_DATABASE)
+    with pytest.raises(ApiError) as raised:
+        service.store_and_record(
+            tenant=tenant, upload=parsed, options=JobOptions(),
+            audio=probe_file(spooled, max_seconds=60), storage=storage,
+            sessions=make_sessionmaker(engine), settings=IngestSettings(),
+        )  # fmt: skip
+    engine.dispose()
+    assert raised.value.status == 503
+    assert list(storage.iter_keys()) == []
