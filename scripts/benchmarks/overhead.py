@@ -9,10 +9,14 @@ One run measures both sides, so their ratio means something on a small, noisy ma
 2. Pipeline: an embedded stack (`Stack`) in a temporary data directory on free ports gets one
    warm-up job, then the same samples `--runs` times, one job at a time, transcription only
    (`tasks=[]`). A job's end-to-end time runs from the ingest API's answer (upload accepted)
-   to the status poll (every 0.05 s) that sees it completed. The job's row and transcript in
-   PostgreSQL split that time into queue wait, transcription inside the worker
+   to the status poll (every 0.05 s; --poll) that sees it completed. The job's row and
+   transcript in PostgreSQL split that time into queue wait, transcription inside the worker
    (`processing_seconds`) and the rest.
 3. One more job asks for summary, diary and action_items (local provider): the LLM stage.
+
+By default raw runs and jobs alternate (raw, job, raw, job...; the stack is up and idle during
+raw runs), so load from elsewhere on the machine hits both sides alike; --no-interleave does
+every raw run before starting the stack.
 
 Overhead = pipeline end-to-end median - raw faster-whisper median. Real-time factor (RTF) =
 seconds of processing per second of audio (lower is faster).
@@ -104,6 +108,7 @@ class Measurements:
     warmup_job: JobRun | None = None
     jobs: list[JobRun] = field(default_factory=list)
     llm_job: JobRun | None = None
+    poll_seconds: float = POLL_SECONDS
     log_dir: Path | None = None  # where the stack's services write (default: a temporary dir)
 
 
@@ -159,6 +164,7 @@ class Pipeline:
 
     client: Any  # VoxflowClient
     sessions: Any  # sessionmaker on the stack's database
+    poll_seconds: float = POLL_SECONDS
 
     def run(self, path: Path, tasks: list[str]) -> JobRun:
         """Submit `path`, wait for it to complete, and read its timings back."""
@@ -168,7 +174,7 @@ class Pipeline:
         began = time.perf_counter()
         accepted = self.client.submit(path, {"tasks": tasks})
         accepted_at = time.perf_counter()
-        job = self.client.wait(str(accepted["id"]), poll=POLL_SECONDS)
+        job = self.client.wait(str(accepted["id"]), poll=self.poll_seconds)
         seen_at = time.perf_counter()
         seen_wall = time.time()  # the same clock as PostgreSQL's now() on this machine
         if job["status"] != "completed":
@@ -214,7 +220,9 @@ def _print_log_tails(log_dir: Path, lines: int = 15) -> None:
 
 
 @contextmanager
-def running_stack(log_dir: Path | None) -> Iterator[tuple[Pipeline, float]]:
+def running_stack(
+    log_dir: Path | None, poll_seconds: float = POLL_SECONDS
+) -> Iterator[tuple[Pipeline, float]]:
     """An embedded stack in a temporary data directory on free ports, and its start-up time."""
     from voxflow.apikeys import issue_key
     from voxflow.cli.client import VoxflowClient
@@ -246,7 +254,7 @@ def running_stack(log_dir: Path | None) -> Iterator[tuple[Pipeline, float]]:
             with session_scope(sessions) as session:
                 key = issue_key(session, "bench", "overhead benchmark").secret
             client = VoxflowClient(info.ingest_url, info.status_url, key)
-            yield Pipeline(client, sessions), startup
+            yield Pipeline(client, sessions, poll_seconds), startup
         except BaseException:
             _print_log_tails(logs)
             raise
@@ -271,7 +279,7 @@ def measure(result: Measurements, *, interleave: bool) -> None:
                 progress.print(f"[dim]raw {run + 1}/{result.runs} {path.name}: {raw.seconds:.3f}s")
         del baseline  # free the model's memory and threads before the stack starts
         gc.collect()
-    with running_stack(result.log_dir) as (pipeline, startup):
+    with running_stack(result.log_dir, result.poll_seconds) as (pipeline, startup):
         result.startup_seconds = startup
         progress.print(f"[dim]pipeline: warm-up job on {first.name} (worker loads its model)")
         result.warmup_job = pipeline.run(first, [])
@@ -449,7 +457,8 @@ def report(result: Measurements, summary: dict[str, Any], *, interleave: bool) -
         f"after {result.load_average['after']} on {os.cpu_count()} CPUs"
     )
     console.print(
-        "[dim]e2e: ingest API answered → a status poll (every 0.05 s) saw `completed`. "
+        f"[dim]e2e: ingest API answered → a status poll (every {result.poll_seconds} s) saw "
+        "`completed`. "
         "overhead = e2e - raw. RTF = processing s / audio s. queue → claim, worker other "
         "(stage minus faster-whisper) and done → seen come from the job's database timestamps."
     )
@@ -473,6 +482,10 @@ def main(
             "so machine load drifts hit both sides; --no-interleave runs all raw ones first."
         ),
     ] = True,
+    poll: Annotated[
+        float,
+        typer.Option(min=0.01, help="Seconds between two status polls while a job runs."),
+    ] = POLL_SECONDS,
     logs: Annotated[
         Path | None,
         typer.Option(help="Keep the services' logs in this directory (default: discarded)."),
@@ -482,7 +495,9 @@ def main(
     chosen = [p.resolve() for p in samples] if samples else DEFAULT_SAMPLES
     if len({p.name for p in chosen}) != len(chosen):
         raise typer.BadParameter("samples must have distinct file names", param_hint="--samples")
-    result = Measurements(runs=runs, samples=chosen, log_dir=logs.resolve() if logs else None)
+    result = Measurements(
+        runs=runs, samples=chosen, poll_seconds=poll, log_dir=logs.resolve() if logs else None
+    )
     result.load_average["before"] = _loadavg()
     measure(result, interleave=interleave)
     result.load_average["after"] = _loadavg()
@@ -495,7 +510,7 @@ def main(
             "machine": _machine(),
             "runs": runs,
             "interleaved": interleave,
-            "poll_seconds": POLL_SECONDS,
+            "poll_seconds": poll,
             "load_average": result.load_average,
             "stack_startup_seconds": result.startup_seconds,
             "model_load_seconds": result.model_load_seconds,

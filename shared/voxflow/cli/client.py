@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,12 @@ class VoxflowClient:
     status_url: str
     api_key: str
     timeout: float = 60.0
+    # One connection pool for every call: polling must not open a connection per request.
+    http: httpx.Client = field(default_factory=httpx.Client, repr=False)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.http.close()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
@@ -48,7 +54,7 @@ class VoxflowClient:
     def submit(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
         """Upload a recording; returns the accepted job."""
         with path.open("rb") as handle:
-            response = httpx.post(
+            response = self.http.post(
                 f"{self.ingest_url}/v1/jobs",
                 headers=self._headers(),
                 files={"file": (path.name, handle, "application/octet-stream")},
@@ -60,7 +66,7 @@ class VoxflowClient:
 
     def get(self, path: str, **params: str) -> httpx.Response:
         """GET a status API path."""
-        response = httpx.get(
+        response = self.http.get(
             f"{self.status_url}{path}", headers=self._headers(), params=params,
             timeout=self.timeout,
         )  # fmt: skip
