@@ -20,11 +20,11 @@ from av.audio.stream import AudioStream
 from voxflow.audio import (
     AudioInfo,
     AudioRejectedError,
-    _run_isolated,
     probe_file,
     probe_isolated,
     shutdown_probe_pool,
 )
+from voxflow.audio.isolated import _run_isolated
 
 ROOT = Path(__file__).resolve().parents[2]
 VOICE_NOTE = ROOT / "samples" / "voice_note.ogg"
