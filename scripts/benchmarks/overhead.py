@@ -137,19 +137,25 @@ class Baseline:
 
     def __init__(self) -> None:
         from transcription_worker.engine import WhisperEngine
-        from voxflow.settings import TranscriptionSettings
+        from transcription_worker.settings import TranscriptionWorkerSettings
 
-        self.settings = TranscriptionSettings()
-        self.engine = WhisperEngine(self.settings)
+        self.settings = TranscriptionWorkerSettings()
+        self.engine = WhisperEngine(self.settings, self.settings)
         started = time.perf_counter()
-        self.engine.model(self.settings.whisper_model)
+        self.engine.preload()
         self.load_seconds = time.perf_counter() - started
 
     def run(self, path: Path) -> RawRun:
         """Transcribe `path` once and time it."""
+        from transcription_worker.options import DecodeOptions
+        from voxflow.audio import probe_file
+
+        # The same decoding options the worker resolves for a job with no overrides.
+        duration = probe_file(path, max_seconds=float("inf")).duration_seconds
+        options = DecodeOptions.resolve(self.settings, {}, duration)
         began = time.perf_counter()
         out = self.engine.transcribe(
-            path, model_name=self.settings.whisper_model, language=None, on_segment=_ignore
+            path, model_name=self.settings.whisper_model, options=options, on_segment=_ignore
         )
         return RawRun(path.name, time.perf_counter() - began, out.duration_seconds)
 

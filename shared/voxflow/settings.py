@@ -7,6 +7,7 @@ Every field is read from the environment with the ``VOXFLOW_`` prefix (``databas
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,31 +97,98 @@ class UploadSettings(BaseSettings):
     max_options_bytes: int = Field(
         default=16 * 1024, description="Largest accepted `options` form field in bytes."
     )
-    allowed_models: list[str] = Field(
-        default=["tiny.en"],
-        description="Whisper models a job may ask for (JSON list); the first is the default.",
-    )
     spool_dir: Path | None = Field(
         default=None, description="Where uploads are spooled while checked (default: system temp)."
     )
 
 
-class TranscriptionSettings(BaseSettings):
-    """How the transcription worker runs Whisper."""
+class ModelSettings(BaseSettings):
+    """Which Whisper models jobs may use (read by the ingestion API and the worker)."""
 
     model_config = _CONFIG
 
     whisper_model: str = Field(
         default="tiny.en",
-        description="Whisper model: a name (`tiny.en` uses the bundled offline copy; others "
-        "such as `large-v3` are downloaded by faster-whisper) or a local CTranslate2 path.",
+        description="Default Whisper model: a name (`tiny.en` uses the bundled offline copy; "
+        "others such as `large-v3`, `distil-large-v3` or `turbo` are downloaded by "
+        "faster-whisper) or a local CTranslate2 directory.",
     )
-    whisper_device: str = Field(default="auto", description="`auto`, `cpu` or `cuda`.")
+    allowed_models: list[str] = Field(
+        default=[],
+        description="Other models a job may ask for (JSON list); the default is always allowed.",
+    )
+
+    def models_allowed(self) -> list[str]:
+        """The default model first, then the other allowed ones."""
+        return [self.whisper_model, *(m for m in self.allowed_models if m != self.whisper_model)]
+
+
+class TranscriptionSettings(BaseSettings):
+    """How the transcription worker runs Whisper (jobs may override the decoding options)."""
+
+    model_config = _CONFIG
+
+    whisper_device: str = Field(
+        default="auto", description="`auto` (CUDA when present), `cpu` or `cuda`."
+    )
+    whisper_device_index: list[int] = Field(
+        default=[0], description="GPU indexes to use (JSON list; one worker process per GPU)."
+    )
     whisper_compute_type: str = Field(
-        default="auto", description="CTranslate2 compute type (`auto`, `int8`, `float16`...)."
+        default="auto",
+        description="CTranslate2 compute type; `auto` is float16 on GPU and int8 on CPU.",
     )
     whisper_cpu_threads: int = Field(default=0, description="CPU threads (0: library default).")
+    whisper_mode: Literal["auto", "batched", "sequential"] = Field(
+        default="auto",
+        description="`batched` (BatchedInferencePipeline), `sequential`, or `auto`: batched "
+        "from WHISPER_BATCHED_MIN_SECONDS of audio, sequential below.",
+    )
+    whisper_batched_min_seconds: float = Field(
+        default=30.0, description="In `auto` mode, shortest audio decoded in batched mode."
+    )
+    whisper_batch_size: int = Field(default=8, description="Batch size of batched decoding.")
     whisper_beam_size: int = Field(default=5, description="Beam size for decoding.")
+    whisper_language: str | None = Field(
+        default=None, description="Force this language code (default: detect per job)."
+    )
+    whisper_vad_filter: bool = Field(
+        default=False,
+        description="Skip non-speech with Silero VAD in sequential mode (batched mode always "
+        "uses VAD to cut the audio into chunks).",
+    )
+    whisper_vad_min_silence_ms: int | None = Field(
+        default=None,
+        description="Shortest silence VAD cuts at (default: the library's, 2000 ms sequential, "
+        "160 ms batched).",
+    )
+    whisper_vad_threshold: float = Field(default=0.5, description="VAD speech probability.")
+    whisper_word_timestamps: bool = Field(
+        default=False, description="Word-level timestamps by default (jobs may ask for them)."
+    )
+    whisper_initial_prompt: str | None = Field(
+        default=None, description="Default initial prompt (vocabulary, style) for every job."
+    )
+    whisper_hotwords: str | None = Field(default=None, description="Default hotwords.")
+    whisper_temperatures: list[float] = Field(
+        default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        description="Temperature fallback sequence (batched mode uses the first only).",
+    )
+    whisper_max_loaded_models: int = Field(
+        default=1, description="Models kept loaded at once; the least recently used goes."
+    )
+    whisper_idle_unload_seconds: float = Field(
+        default=900.0,
+        description="Unload a non-default model unused for this long (checked per task).",
+    )
+    transcription_timeout_base_seconds: float = Field(
+        default=120.0, description="Fixed part of a job's transcription time limit."
+    )
+    transcription_timeout_factor: float = Field(
+        default=3.0,
+        description="Seconds allowed per second of audio on top of the fixed part; a job "
+        "over its limit fails with `transcription_timeout`.",
+    )
     progress_interval_seconds: float = Field(
         default=1.0, description="Minimum pause between two progress writes of one job."
     )

@@ -29,6 +29,22 @@ class JobOptions(BaseModel):
     model: str | None = Field(
         default=None, max_length=200, description="Whisper model (from the allowed list)."
     )
+    mode: Literal["batched", "sequential"] | None = Field(
+        default=None, description="Decoding mode (default: chosen by the worker)."
+    )
+    beam_size: int | None = Field(default=None, ge=1, le=10, description="Beam size.")
+    word_timestamps: bool | None = Field(
+        default=None, description="Add word-level timestamps to the segments."
+    )
+    vad_filter: bool | None = Field(
+        default=None, description="Skip non-speech before decoding (sequential mode)."
+    )
+    initial_prompt: str | None = Field(
+        default=None, max_length=1000, description="Context or vocabulary for the decoder."
+    )
+    hotwords: str | None = Field(
+        default=None, max_length=500, description="Words or phrases the decoder should favour."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> JobOptions:

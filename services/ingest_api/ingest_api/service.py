@@ -36,8 +36,8 @@ def parse_options(raw: bytes | None, settings: IngestSettings) -> JobOptions:
         raise ApiError(
             422, "invalid_options", f"The `options` field is invalid: {detail}."
         ) from exc
-    if options.model is not None and options.model not in settings.allowed_models:
-        allowed = ", ".join(settings.allowed_models)
+    if options.model is not None and options.model not in settings.models_allowed():
+        allowed = ", ".join(settings.models_allowed())
         raise ApiError(
             422,
             "model_not_allowed",
@@ -77,7 +77,7 @@ def store_and_record(
     try:
         with session_scope(sessions) as session:
             job_options = options.model_dump(exclude_none=True)
-            job_options.setdefault("model", settings.allowed_models[0])
+            job_options.setdefault("model", settings.whisper_model)
             return service.create_job(
                 session,
                 job_id=job_id,

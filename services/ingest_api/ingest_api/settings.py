@@ -7,12 +7,19 @@ from voxflow.settings import (
     ApiSettings,
     DatabaseSettings,
     JobSettings,
+    ModelSettings,
     StorageSettings,
     UploadSettings,
 )
 
 
 class IngestSettings(
-    DatabaseSettings, QueueSettings, StorageSettings, UploadSettings, JobSettings, ApiSettings
+    DatabaseSettings,
+    QueueSettings,
+    StorageSettings,
+    UploadSettings,
+    ModelSettings,
+    JobSettings,
+    ApiSettings,
 ):
     """Everything the ingestion API reads from the environment (prefix VOXFLOW_)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voxflow.settings import TranscriptionSettings
+from transcription_worker.options import DecodeOptions
+from voxflow.settings import ModelSettings, TranscriptionSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,12 @@ class TranscriptionResult:
     text: str
     segments: list[dict[str, Any]]
     model: str
+    mode: str
     processing_seconds: float
+
+
+class ModelNotAllowedError(ValueError):
+    """A job asked for a model this worker is not configured to run."""
 
 
 def resolve_model(name: str) -> str:
@@ -39,15 +46,25 @@ def resolve_model(name: str) -> str:
     return name  # another size name (downloaded by faster-whisper) or a local directory
 
 
+@dataclass
+class _Loaded:
+    model: Any
+    batched: Any
+    last_used: float
+
+
 class WhisperEngine:
-    """Loads Whisper models on demand, keeps them, and transcribes with progress callbacks."""
+    """Keeps allowed Whisper models loaded (up to a limit) and transcribes with progress."""
 
-    def __init__(self, settings: TranscriptionSettings) -> None:
+    def __init__(self, settings: TranscriptionSettings, models: ModelSettings) -> None:
         self.settings = settings
-        self._models: dict[str, Any] = {}
+        self.models = models
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
+        self.load_seconds: dict[str, float] = {}
 
-    def _device(self) -> tuple[str, str]:
+    def device(self) -> tuple[str, str]:
+        """The (device, compute type) this engine runs on."""
         device = self.settings.whisper_device
         if device == "auto":
             import ctranslate2
@@ -58,54 +75,73 @@ class WhisperEngine:
             compute = "float16" if device == "cuda" else "int8"
         return device, compute
 
-    def model(self, name: str) -> Any:
-        """Return the loaded model `name`, loading it the first time."""
-        with self._lock:
-            if name not in self._models:
-                from faster_whisper import WhisperModel
+    def _load(self, name: str) -> _Loaded:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-                device, compute = self._device()
-                started = time.perf_counter()
-                self._models[name] = WhisperModel(
-                    resolve_model(name),
-                    device=device,
-                    compute_type=compute,
-                    cpu_threads=self.settings.whisper_cpu_threads,
-                )
-                log.info(
-                    "loaded model %s on %s/%s in %.2fs",
-                    name, device, compute, time.perf_counter() - started,
-                )  # fmt: skip
-            return self._models[name]
+        device, compute = self.device()
+        started = time.perf_counter()
+        model = WhisperModel(
+            resolve_model(name),
+            device=device,
+            device_index=self.settings.whisper_device_index,
+            compute_type=compute,
+            cpu_threads=self.settings.whisper_cpu_threads,
+        )
+        self.load_seconds[name] = time.perf_counter() - started
+        log.info("loaded model %s on %s/%s in %.2fs", name, device, compute,
+                 self.load_seconds[name])  # fmt: skip
+        return _Loaded(model, BatchedInferencePipeline(model), time.monotonic())
+
+    def _get(self, name: str) -> _Loaded:
+        if name not in self.models.models_allowed():
+            raise ModelNotAllowedError(f"model {name!r} is not allowed on this worker")
+        with self._lock:
+            self._unload_idle()
+            loaded = self._loaded.get(name)
+            if loaded is None:
+                while len(self._loaded) >= max(1, self.settings.whisper_max_loaded_models):
+                    evicted, _ = self._loaded.popitem(last=False)
+                    log.info("unloading model %s to make room for %s", evicted, name)
+                loaded = self._loaded[name] = self._load(name)
+            self._loaded.move_to_end(name)
+            loaded.last_used = time.monotonic()
+            return loaded
+
+    def _unload_idle(self) -> None:
+        limit = self.settings.whisper_idle_unload_seconds
+        now = time.monotonic()
+        for name in [n for n, m in self._loaded.items() if now - m.last_used > limit]:
+            if name != self.models.whisper_model:  # the default stays ready
+                log.info("unloading model %s after %.0fs idle", name, limit)
+                del self._loaded[name]
+
+    def preload(self) -> None:
+        """Load the default model before the first task arrives."""
+        self._get(self.models.whisper_model)
+
+    def loaded_models(self) -> list[str]:
+        """Names of the models in memory, least recently used first."""
+        return list(self._loaded)
 
     def transcribe(
         self,
-        path: Path,
+        audio: Path | Any,
         *,
         model_name: str,
-        language: str | None,
+        options: DecodeOptions,
         on_segment: Callable[[float], None],
     ) -> TranscriptionResult:
-        """Transcribe a file; `on_segment` gets the fraction done after each segment."""
-        model = self.model(model_name)
+        """Transcribe a file (or 16 kHz float32 samples); `on_segment` gets the fraction done."""
+        loaded = self._get(model_name)
+        runner = loaded.batched if options.mode == "batched" else loaded.model
         started = time.perf_counter()
-        segments_iter, info = model.transcribe(
-            str(path), language=language, beam_size=self.settings.whisper_beam_size
-        )
-        segments: list[dict[str, Any]] = []
+        source = str(audio) if isinstance(audio, Path) else audio
+        segments_iter, info = runner.transcribe(source, **options.transcribe_kwargs())
         duration = float(info.duration) or 1.0
+        segments: list[dict[str, Any]] = []
         # The generator decodes lazily: the work happens in this loop, segment by segment.
         for segment in segments_iter:
-            segments.append(
-                {
-                    "id": len(segments),
-                    "start": round(float(segment.start), 3),
-                    "end": round(float(segment.end), 3),
-                    "text": segment.text.strip(),
-                    "avg_logprob": round(float(segment.avg_logprob), 4),
-                    "no_speech_prob": round(float(segment.no_speech_prob), 4),
-                }
-            )
+            segments.append(segment_dict(len(segments), segment))
             on_segment(min(1.0, float(segment.end) / duration))
         return TranscriptionResult(
             language=info.language,
@@ -114,5 +150,33 @@ class WhisperEngine:
             text=" ".join(s["text"] for s in segments if s["text"]).strip(),
             segments=segments,
             model=model_name,
+            mode=options.mode,
             processing_seconds=time.perf_counter() - started,
         )
+
+
+def segment_dict(index: int, segment: Any) -> dict[str, Any]:
+    """A faster-whisper segment as stored JSON (the shape of OpenAI's verbose_json)."""
+    item: dict[str, Any] = {
+        "id": index,
+        "seek": int(segment.seek),
+        "start": round(float(segment.start), 3),
+        "end": round(float(segment.end), 3),
+        "text": segment.text.strip(),
+        "tokens": list(segment.tokens),
+        "temperature": float(segment.temperature or 0.0),
+        "avg_logprob": round(float(segment.avg_logprob), 4),
+        "compression_ratio": round(float(segment.compression_ratio), 4),
+        "no_speech_prob": round(float(segment.no_speech_prob), 4),
+    }
+    if segment.words:
+        item["words"] = [
+            {
+                "word": word.word,
+                "start": round(float(word.start), 3),
+                "end": round(float(word.end), 3),
+                "probability": round(float(word.probability), 4),
+            }
+            for word in segment.words
+        ]
+    return item

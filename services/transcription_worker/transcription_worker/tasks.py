@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from functools import lru_cache
 from typing import Any
 
 from celery import Task
 
-from transcription_worker.engine import TranscriptionResult, WhisperEngine
+from transcription_worker.engine import ModelNotAllowedError, TranscriptionResult, WhisperEngine
+from transcription_worker.options import DecodeOptions
 from transcription_worker.settings import TranscriptionWorkerSettings
 from voxflow.db import session_scope
 from voxflow.jobs import service
@@ -35,12 +38,12 @@ def settings() -> TranscriptionWorkerSettings:
 @lru_cache(maxsize=1)
 def engine() -> WhisperEngine:
     """This process's Whisper engine (models stay loaded between tasks)."""
-    return WhisperEngine(settings())
+    return WhisperEngine(settings(), settings())
 
 
 def preload() -> None:
     """Load the default model before the first task arrives."""
-    engine().model(settings().whisper_model)
+    engine().preload()
 
 
 install_process_hooks(app, on_start=preload)
@@ -48,32 +51,45 @@ install_process_hooks(app, on_start=preload)
 
 def _transcribe(job: Job, heartbeat: Heartbeat) -> None:
     runtime = get_runtime()
-    model_name = str(job.options.get("model") or settings().whisper_model)
+    config = settings()
+    model_name = str(job.options.get("model") or config.whisper_model)
+    options = DecodeOptions.resolve(config, job.options, job.duration_seconds)
+    limit = (
+        config.transcription_timeout_base_seconds
+        + config.transcription_timeout_factor * job.duration_seconds
+    )
+    deadline = time.monotonic() + limit
 
     def on_segment(fraction: float) -> None:
         heartbeat.check()  # stop early if the job was taken from us
         heartbeat.progress = min(99, int(fraction * 100))
+        if time.monotonic() > deadline:
+            raise PermanentJobError(
+                f"Transcription took longer than its limit of {limit:.0f} s.",
+                "transcription_timeout",
+            )
 
     try:
         with runtime.storage.local_copy(job.source_key) as path:
             result = engine().transcribe(
-                path, model_name=model_name, language=job.options.get("language"),
-                on_segment=on_segment,
-            )  # fmt: skip
+                path, model_name=model_name, options=options, on_segment=on_segment
+            )
     except FileNotFoundError as exc:
         raise PermanentJobError(
             "The uploaded audio is missing from storage.", "source_missing"
         ) from exc
+    except ModelNotAllowedError as exc:
+        raise PermanentJobError(str(exc), "model_not_allowed") from exc
     heartbeat.check()
     with session_scope(runtime.sessions) as session:
-        service.finish_transcription(session, job.id, heartbeat.owner, _row(job, result))
+        service.finish_transcription(session, job.id, heartbeat.owner, _row(job, result, options))
     log.info(
         "job %s transcribed: %.1fs of audio in %.2fs",
         job.id, result.duration_seconds, result.processing_seconds,
     )  # fmt: skip
 
 
-def _row(job: Job, result: TranscriptionResult) -> Transcript:
+def _row(job: Job, result: TranscriptionResult, options: DecodeOptions) -> Transcript:
     return Transcript(
         job_id=job.id,
         language=result.language,
@@ -82,6 +98,7 @@ def _row(job: Job, result: TranscriptionResult) -> Transcript:
         text=result.text,
         segments=result.segments,
         model=result.model,
+        decode_options=dataclasses.asdict(options),
         processing_seconds=result.processing_seconds,
     )
 

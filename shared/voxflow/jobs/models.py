@@ -106,6 +106,7 @@ class Transcript(Base):
     text: Mapped[str] = mapped_column(Text, nullable=False)
     segments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     model: Mapped[str] = mapped_column(Text, nullable=False)
+    decode_options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     processing_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = _now()
 
