@@ -192,6 +192,19 @@ class TranscriptionSettings(BaseSettings):
     progress_interval_seconds: float = Field(
         default=1.0, description="Minimum pause between two progress writes of one job."
     )
+    microbatch_max_jobs: int = Field(
+        default=8,
+        description="Short jobs transcribed together in one batched pass (1 turns "
+        "micro-batching off).",
+    )
+    microbatch_max_seconds: float = Field(
+        default=30.0,
+        description="Longest audio that joins a micro-batch (at most 30 s, one Whisper window).",
+    )
+    microbatch_wait_seconds: float = Field(
+        default=0.0,
+        description="How long a worker waits for more short jobs to fill a micro-batch.",
+    )
 
 
 class ApiSettings(BaseSettings):

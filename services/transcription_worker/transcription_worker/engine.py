@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -153,6 +154,43 @@ class WhisperEngine:
             mode=options.mode,
             processing_seconds=time.perf_counter() - started,
         )
+
+    def transcribe_batch(
+        self, parts: list[Any], *, model_name: str, options: DecodeOptions
+    ) -> list[TranscriptionResult]:
+        """Transcribe several short recordings (16 kHz float32 arrays) in one batched pass."""
+        from transcription_worker.microbatch import assign, concatenate, shift
+
+        loaded = self._get(model_name)
+        audio, spans = concatenate(parts)
+        kwargs = dataclasses.replace(options, mode="batched").transcribe_kwargs()
+        kwargs.pop("vad_filter")
+        kwargs.pop("vad_parameters")
+        clips = [{"start": span.start, "end": span.start + span.duration} for span in spans]
+        started = time.perf_counter()
+        segments_iter, info = loaded.batched.transcribe(audio, clip_timestamps=clips, **kwargs)
+        per_job: list[list[dict[str, Any]]] = [[] for _ in spans]
+        for segment in segments_iter:
+            item = segment_dict(0, segment)
+            if not any(ch.isalnum() for ch in item["text"]):
+                continue  # without VAD a silent clip can decode to bare punctuation
+            index = assign(item["start"], spans)
+            per_job[index].append(shift(item, spans[index]))
+        elapsed = time.perf_counter() - started
+        total = sum(span.duration for span in spans) or 1.0
+        return [
+            TranscriptionResult(
+                language=info.language,
+                language_probability=float(info.language_probability),
+                duration_seconds=span.duration,
+                text=" ".join(s["text"] for s in segments if s["text"]).strip(),
+                segments=[{**s, "id": i} for i, s in enumerate(segments)],
+                model=model_name,
+                mode="microbatch",
+                processing_seconds=elapsed * span.duration / total,
+            )
+            for span, segments in zip(spans, per_job, strict=True)
+        ]
 
 
 def segment_dict(index: int, segment: Any) -> dict[str, Any]:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from functools import lru_cache
 from typing import Any
 
 from celery import Task
 
-from transcription_worker.engine import ModelNotAllowedError, TranscriptionResult, WhisperEngine
-from transcription_worker.options import DecodeOptions
+from transcription_worker.engine import WhisperEngine
 from transcription_worker.settings import TranscriptionWorkerSettings
-from voxflow.db import session_scope
-from voxflow.jobs import service
-from voxflow.jobs.errors import PermanentJobError
-from voxflow.jobs.models import Job, Transcript
+from transcription_worker.stage import transcribe_job
+from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import make_celery
 from voxflow.queue.names import TRANSCRIBE_TASK
@@ -50,57 +45,7 @@ install_process_hooks(app, on_start=preload)
 
 
 def _transcribe(job: Job, heartbeat: Heartbeat) -> None:
-    runtime = get_runtime()
-    config = settings()
-    model_name = str(job.options.get("model") or config.whisper_model)
-    options = DecodeOptions.resolve(config, job.options, job.duration_seconds)
-    limit = (
-        config.transcription_timeout_base_seconds
-        + config.transcription_timeout_factor * job.duration_seconds
-    )
-    deadline = time.monotonic() + limit
-
-    def on_segment(fraction: float) -> None:
-        heartbeat.check()  # stop early if the job was taken from us
-        heartbeat.progress = min(99, int(fraction * 100))
-        if time.monotonic() > deadline:
-            raise PermanentJobError(
-                f"Transcription took longer than its limit of {limit:.0f} s.",
-                "transcription_timeout",
-            )
-
-    try:
-        with runtime.storage.local_copy(job.source_key) as path:
-            result = engine().transcribe(
-                path, model_name=model_name, options=options, on_segment=on_segment
-            )
-    except FileNotFoundError as exc:
-        raise PermanentJobError(
-            "The uploaded audio is missing from storage.", "source_missing"
-        ) from exc
-    except ModelNotAllowedError as exc:
-        raise PermanentJobError(str(exc), "model_not_allowed") from exc
-    heartbeat.check()
-    with session_scope(runtime.sessions) as session:
-        service.finish_transcription(session, job.id, heartbeat.owner, _row(job, result, options))
-    log.info(
-        "job %s transcribed: %.1fs of audio in %.2fs",
-        job.id, result.duration_seconds, result.processing_seconds,
-    )  # fmt: skip
-
-
-def _row(job: Job, result: TranscriptionResult, options: DecodeOptions) -> Transcript:
-    return Transcript(
-        job_id=job.id,
-        language=result.language,
-        language_probability=result.language_probability,
-        duration_seconds=result.duration_seconds,
-        text=result.text,
-        segments=result.segments,
-        model=result.model,
-        decode_options=dataclasses.asdict(options),
-        processing_seconds=result.processing_seconds,
-    )
+    transcribe_job(job, heartbeat, runtime=get_runtime(), config=settings(), engine=engine())
 
 
 @app.task(name=TRANSCRIBE_TASK, bind=True)

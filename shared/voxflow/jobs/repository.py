@@ -155,6 +155,25 @@ def lock_stale_waiting(session: Session, older_than: timedelta, limit: int) -> S
     return session.scalars(query).all()
 
 
+def lock_short_queued(
+    session: Session, *, exclude: uuid.UUID, max_seconds: float, limit: int
+) -> Sequence[Job]:
+    """Lock the oldest queued short jobs (micro-batch candidates), skipping locked rows."""
+    query = (
+        select(Job)
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            Job.id != exclude,
+            Job.duration_seconds <= max_seconds,
+            Job.attempts < Job.max_attempts,
+        )
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
 def mark_enqueued(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
     """Record that a message for these jobs was (about to be) published."""
     if job_ids:

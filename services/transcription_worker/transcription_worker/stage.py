@@ -1,0 +1,194 @@
+"""The transcription stage of one job, or of a micro-batch of short jobs led by one job."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+from transcription_worker import microbatch
+from transcription_worker.engine import ModelNotAllowedError, TranscriptionResult, WhisperEngine
+from transcription_worker.options import DecodeOptions
+from transcription_worker.settings import TranscriptionWorkerSettings
+from voxflow.db import session_scope
+from voxflow.jobs import service
+from voxflow.jobs.errors import JobError, LeaseLostError, PermanentJobError
+from voxflow.jobs.models import Job, Transcript
+from voxflow.jobs.states import JobStatus
+from voxflow.worker.lease import Heartbeat
+from voxflow.worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+
+def transcribe_job(
+    job: Job,
+    heartbeat: Heartbeat,
+    *,
+    runtime: WorkerRuntime,
+    config: TranscriptionWorkerSettings,
+    engine: WhisperEngine,
+) -> None:
+    """Transcribe a claimed job (with short queued jobs alongside, when it qualifies)."""
+    model_name = str(job.options.get("model") or config.whisper_model)
+    options = DecodeOptions.resolve(config, job.options, job.duration_seconds)
+    key = microbatch.batch_key(job, model_name, options)
+    if key is not None and microbatch.qualifies(job, config):
+        lease = timedelta(seconds=config.lease_seconds)
+        mates = microbatch.claim_mates(
+            runtime.sessions, job, key, heartbeat.owner, lease, config, config
+        )
+        if mates:
+            _run_batch(job, heartbeat, mates, runtime, config, engine, model_name, options)
+            return
+    _run_single(job, heartbeat, runtime, config, engine, model_name, options)
+
+
+def _run_single(
+    job: Job,
+    heartbeat: Heartbeat,
+    runtime: WorkerRuntime,
+    config: TranscriptionWorkerSettings,
+    engine: WhisperEngine,
+    model_name: str,
+    options: DecodeOptions,
+) -> None:
+    limit = (
+        config.transcription_timeout_base_seconds
+        + config.transcription_timeout_factor * job.duration_seconds
+    )
+    deadline = time.monotonic() + limit
+
+    def on_segment(fraction: float) -> None:
+        heartbeat.check()  # stop early if the job was taken from us
+        heartbeat.progress = min(99, int(fraction * 100))
+        if time.monotonic() > deadline:
+            raise PermanentJobError(
+                f"Transcription took longer than its limit of {limit:.0f} s.",
+                "transcription_timeout",
+            )
+
+    try:
+        with runtime.storage.local_copy(job.source_key) as path:
+            result = engine.transcribe(
+                path, model_name=model_name, options=options, on_segment=on_segment
+            )
+    except FileNotFoundError as exc:
+        raise _missing() from exc
+    except ModelNotAllowedError as exc:
+        raise PermanentJobError(str(exc), "model_not_allowed") from exc
+    heartbeat.check()
+    _finish(runtime, job, heartbeat.owner, result, options)
+
+
+def _run_batch(
+    leader: Job,
+    heartbeat: Heartbeat,
+    mates: list[Job],
+    runtime: WorkerRuntime,
+    config: TranscriptionWorkerSettings,
+    engine: WhisperEngine,
+    model_name: str,
+    options: DecodeOptions,
+) -> None:
+    """One batched pass over the leader and its mates; each job keeps its own outcome."""
+    owner = heartbeat.owner
+    members = [leader, *mates]
+    log.info("micro-batch of %d jobs led by %s", len(members), leader.id)
+    with ExitStack() as stack:
+        for mate in mates:
+            stack.enter_context(
+                Heartbeat(
+                    runtime.sessions, mate.id, JobStatus.TRANSCRIBING, owner,
+                    lease=timedelta(seconds=config.lease_seconds),
+                    interval=config.heartbeat_seconds,
+                )
+            )  # fmt: skip
+        audio: dict[Any, Any] = {}
+        errors: dict[Any, JobError] = {}
+        for job in members:
+            try:
+                audio[job.id] = _load_audio(runtime, job)
+            except JobError as exc:
+                errors[job.id] = exc
+        ready = [job for job in members if job.id in audio]
+        try:
+            results = engine.transcribe_batch(
+                [audio[job.id] for job in ready], model_name=model_name, options=options
+            )
+        except Exception as exc:
+            for mate in ready:
+                if mate is not leader:  # the leader's failure is settled by run_stage
+                    _give_back(runtime, mate, owner, exc)
+            raise
+        for job, result in zip(ready, results, strict=True):
+            try:
+                _finish(runtime, job, owner, result, options)
+            except LeaseLostError:
+                log.warning("lost the lease on batched job %s", job.id)
+        for mate in mates:
+            if mate.id in errors:
+                _fail(runtime, mate, owner, errors[mate.id])
+    if leader.id in errors:
+        raise errors[leader.id]
+
+
+def _load_audio(runtime: WorkerRuntime, job: Job) -> Any:
+    from faster_whisper import decode_audio
+
+    try:
+        with runtime.storage.local_copy(job.source_key) as path:
+            return decode_audio(str(path))
+    except FileNotFoundError as exc:
+        raise _missing() from exc
+    except Exception as exc:
+        raise PermanentJobError(f"The audio could not be decoded: {exc}", "corrupt_audio") from exc
+
+
+def _missing() -> PermanentJobError:
+    return PermanentJobError("The uploaded audio is missing from storage.", "source_missing")
+
+
+def _finish(
+    runtime: WorkerRuntime,
+    job: Job,
+    owner: str,
+    result: TranscriptionResult,
+    options: DecodeOptions,
+) -> None:
+    row = Transcript(
+        job_id=job.id,
+        language=result.language,
+        language_probability=result.language_probability,
+        duration_seconds=result.duration_seconds,
+        text=result.text,
+        segments=result.segments,
+        model=result.model,
+        decode_options={**dataclasses.asdict(options), "mode": result.mode},
+        processing_seconds=result.processing_seconds,
+    )
+    with session_scope(runtime.sessions) as session:
+        service.finish_transcription(session, job.id, owner, row)
+    log.info(
+        "job %s transcribed (%s): %.1fs of audio in %.2fs",
+        job.id, result.mode, result.duration_seconds, result.processing_seconds,
+    )  # fmt: skip
+
+
+def _fail(runtime: WorkerRuntime, job: Job, owner: str, error: JobError) -> None:
+    with session_scope(runtime.sessions) as session:
+        service.fail(session, job.id, JobStatus.TRANSCRIBING, error.code, error.message,
+                     owner=owner)  # fmt: skip
+
+
+def _give_back(runtime: WorkerRuntime, job: Job, owner: str, exc: Exception) -> None:
+    """A batch mate whose batch failed: back to the queue, or failed when out of attempts."""
+    message = f"{type(exc).__name__}: {exc}"[:1000]
+    if job.attempts >= job.max_attempts:
+        _fail(runtime, job, owner, JobError(message, "transcription_failed"))
+        return
+    with session_scope(runtime.sessions) as session:
+        service.release(session, job.id, JobStatus.TRANSCRIBING, owner, message)

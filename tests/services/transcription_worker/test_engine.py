@@ -1,0 +1,193 @@
+"""The Whisper engine with the real bundled tiny.en model on espeak-ng speech."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+import pytest
+from faster_whisper import decode_audio
+
+from tests.conftest import SAMPLES
+from transcription_worker.engine import ModelNotAllowedError, WhisperEngine, resolve_model
+from transcription_worker.options import DecodeOptions
+from transcription_worker.settings import TranscriptionWorkerSettings
+
+MEETING = SAMPLES / "meeting.ogg"
+VOICE_NOTE = SAMPLES / "voice_note.ogg"
+
+
+def normalise(text: str) -> str:
+    """Lowercase words without punctuation, for WER."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate after normalisation."""
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+@pytest.fixture(scope="module")
+def settings() -> TranscriptionWorkerSettings:
+    """Default worker settings (bundled tiny.en, CPU, int8)."""
+    return TranscriptionWorkerSettings()
+
+
+@pytest.fixture(scope="module")
+def engine(settings: TranscriptionWorkerSettings) -> WhisperEngine:
+    """One engine for the module, model loaded once."""
+    loaded = WhisperEngine(settings, settings)
+    loaded.preload()
+    return loaded
+
+
+def options(settings: TranscriptionWorkerSettings, **job: Any) -> DecodeOptions:
+    """Decode options for a job asking for `job`."""
+    return DecodeOptions.resolve(settings, job, 36.0)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_both_modes_transcribe_accurately(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings, mode: str
+) -> None:
+    progress: list[float] = []
+    result = engine.transcribe(
+        MEETING, model_name="tiny.en", options=options(settings, mode=mode),
+        on_segment=progress.append,
+    )  # fmt: skip
+    assert result.mode == mode
+    assert wer((SAMPLES / "meeting.txt").read_text(), result.text) < 0.15, result.text
+    starts = [s["start"] for s in result.segments]
+    assert starts == sorted(starts)
+    assert all(0 <= s["start"] <= s["end"] <= result.duration_seconds + 0.05
+               for s in result.segments)  # fmt: skip
+    assert progress == sorted(progress)
+    assert progress[-1] > 0.9
+    for key in ("seek", "tokens", "temperature", "compression_ratio", "no_speech_prob"):
+        assert key in result.segments[0]
+
+
+def test_batched_segments_are_longer_than_sequential(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings
+) -> None:
+    counts = {
+        mode: len(
+            engine.transcribe(
+                MEETING,
+                model_name="tiny.en",
+                options=options(settings, mode=mode),
+                on_segment=lambda _: None,
+            ).segments
+        )
+        for mode in ("sequential", "batched")
+    }
+    assert counts["batched"] <= counts["sequential"]
+
+
+@pytest.mark.parametrize("language", [None, "en"])
+def test_language_forced_or_detected(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings, language: str | None
+) -> None:
+    result = engine.transcribe(
+        VOICE_NOTE, model_name="tiny.en", options=options(settings, language=language),
+        on_segment=lambda _: None,
+    )  # fmt: skip
+    assert result.language == "en"
+    assert result.language_probability is not None
+    assert 0 < result.language_probability <= 1
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_word_timestamps_are_monotonic_and_inside_segments(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings, mode: str
+) -> None:
+    result = engine.transcribe(
+        MEETING, model_name="tiny.en",
+        options=options(settings, mode=mode, word_timestamps=True), on_segment=lambda _: None,
+    )  # fmt: skip
+    previous_end = 0.0
+    words = 0
+    for segment in result.segments:
+        for word in segment["words"]:
+            words += 1
+            assert word["start"] <= word["end"]
+            assert word["start"] >= previous_end - 0.01
+            assert segment["start"] - 0.01 <= word["start"]
+            assert word["end"] <= segment["end"] + 0.01
+            previous_end = word["end"]
+    assert words >= len(normalise(result.text).split()) * 0.9
+
+
+def test_decode_options_resolution(settings: TranscriptionWorkerSettings) -> None:
+    short = DecodeOptions.resolve(settings, {}, 10.0)
+    long = DecodeOptions.resolve(settings, {}, 300.0)
+    assert (short.mode, long.mode) == ("sequential", "batched")
+    forced = DecodeOptions.resolve(
+        settings,
+        {"mode": "sequential", "beam_size": 2, "language": "en", "hotwords": "Voxflow"},
+        300.0,
+    )
+    assert (forced.mode, forced.beam_size, forced.language, forced.hotwords) == (
+        "sequential", 2, "en", "Voxflow")  # fmt: skip
+    batched = long.transcribe_kwargs()
+    # Batched decoding needs VAD to cut long audio and has no temperature fallback.
+    assert batched["vad_filter"] is True
+    assert batched["temperature"] == settings.whisper_temperatures[0]
+    assert batched["batch_size"] == settings.whisper_batch_size
+    sequential = short.transcribe_kwargs()
+    assert sequential["temperature"] == settings.whisper_temperatures
+    assert "batch_size" not in sequential
+
+
+def test_models_outside_the_allow_list_are_refused(engine: WhisperEngine) -> None:
+    with pytest.raises(ModelNotAllowedError):
+        engine.transcribe(VOICE_NOTE, model_name="large-v3", options=options(engine.settings),
+                          on_segment=lambda _: None)  # fmt: skip
+
+
+def test_extra_models_load_on_demand_evict_lru_and_unload_when_idle() -> None:
+    alias = resolve_model("tiny.en")  # the same weights under a second name (a local path)
+    settings = TranscriptionWorkerSettings(
+        allowed_models=[alias], whisper_max_loaded_models=1, whisper_idle_unload_seconds=0
+    )
+    engine = WhisperEngine(settings, settings)
+    engine.preload()
+    assert engine.loaded_models() == ["tiny.en"]
+    engine.transcribe(VOICE_NOTE, model_name=alias, options=options(settings),
+                      on_segment=lambda _: None)  # fmt: skip
+    assert engine.loaded_models() == [alias]  # the limit of one evicted the default
+    engine.preload()
+    # The alias went idle (limit 0 s) and is unloaded; the default comes back.
+    assert engine.loaded_models() == ["tiny.en"]
+
+
+def test_micro_batch_gives_each_recording_its_own_transcript(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings
+) -> None:
+    note = decode_audio(str(VOICE_NOTE))
+    meeting = decode_audio(str(MEETING))[: 16000 * 28]
+    silence = np.zeros(16000 * 3, dtype=np.float32)
+    parts = [note, meeting, silence, note]
+    results = engine.transcribe_batch(parts, model_name="tiny.en", options=options(settings))
+    assert [r.mode for r in results] == ["microbatch"] * 4
+    assert [round(r.duration_seconds, 2) for r in results] == [
+        round(len(p) / 16000, 2) for p in parts
+    ]
+    alone = engine.transcribe(VOICE_NOTE, model_name="tiny.en",
+                              options=options(settings, mode="batched"),
+                              on_segment=lambda _: None)  # fmt: skip
+    for index in (0, 3):
+        assert wer(alone.text, results[index].text) < 0.1, results[index].text
+    assert "planning meeting" in results[1].text.lower()
+    assert results[2].text == ""
+    for result in results:
+        for segment in result.segments:
+            assert 0 <= segment["start"] <= segment["end"] <= result.duration_seconds
+
+
+def test_engine_reports_its_device(engine: WhisperEngine) -> None:
+    assert engine.device() == ("cpu", "int8")
+    assert Path(resolve_model("tiny.en")).is_dir()
