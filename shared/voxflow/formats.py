@@ -1,27 +1,51 @@
-"""Render a transcript as plain text, SubRip (SRT), WebVTT or JSON.
+"""Render a transcript as plain text, SubRip (SRT), WebVTT, Voxflow JSON or verbose JSON.
 
-Segments are dicts ``{"id": int, "start": float, "end": float, "text": str}``, with
-optional extra keys such as ``"words"`` (kept in the JSON output only).  In every
-format segment text is stripped and segments without text are skipped; SRT cues are
-numbered 1, 2, ... over the cues actually written.
+Segments are the stored dicts ``{"id", "start", "end", "text", ...}`` with optional
+extra keys (``seek``, ``tokens``, ``temperature``, ``avg_logprob``,
+``compression_ratio``, ``no_speech_prob``, ``words``); older rows may lack any of
+the extras.  In every format segment text is stripped and segments without text are
+skipped.
+
+SRT and WebVTT cues are wrapped at ``max_line_chars`` on spaces (a word is never
+split; a word longer than the limit gets a line of its own) with at most
+``max_lines`` lines per cue.  A segment that needs more lines is split into several
+consecutive cues: at the words' own start times when the segment has word timestamps
+that match its text, otherwise with times divided in proportion to character count.
+Cues of a segment are contiguous and cover exactly the segment's time span, and both
+the cues of a segment and the lines of a cue are balanced in length.  SRT cues are
+numbered 1, 2, ... over the cues actually written.  Scripts written without spaces
+(Chinese, Japanese, ...) have no word boundaries to wrap on, so such a segment stays
+one line.
+
+``json`` is Voxflow's own shape (the stored segments as they are, words included).
+``verbose_json`` has the shape of OpenAI's ``response_format="verbose_json"``:
+language by English name, the standard segment fields, and a top-level ``words``
+list only when the transcript has word timestamps.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-__all__ = ["FORMATS", "render"]
+from voxflow.languages import language_name
 
-FORMATS = ("txt", "srt", "vtt", "json")
+__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_CHARS", "FORMATS", "render"]
+
+FORMATS = ("txt", "srt", "vtt", "json", "verbose_json")
+
+DEFAULT_MAX_LINE_CHARS = 42
+DEFAULT_MAX_LINES = 2
 
 _MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
     "json": "application/json",
+    "verbose_json": "application/json",
 }
 
 
@@ -32,26 +56,49 @@ def render(
     segments: list[dict[str, Any]],
     language: str,
     duration_seconds: float,
+    language_probability: float | None = None,
+    max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
+    max_lines: int = DEFAULT_MAX_LINES,
 ) -> tuple[str, str]:
     """Return ``(body, media_type)`` for ``fmt``, one of :data:`FORMATS`.
 
-    Raises ``ValueError`` for an unknown format.
+    ``max_line_chars`` and ``max_lines`` shape SRT and WebVTT cues only.  Raises
+    ``ValueError`` for an unknown format or a limit below 1.
     """
     if fmt not in _MEDIA_TYPES:
         raise ValueError(f"Unknown transcript format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if max_line_chars < 1 or max_lines < 1:
+        raise ValueError("max_line_chars and max_lines must be at least 1")
     cleaned = _clean_segments(segments)
     if fmt == "txt":
-        full = text.strip() or " ".join(seg["text"] for seg in cleaned)
-        body = full + "\n"
-    elif fmt == "srt":
-        body = _render_srt(cleaned)
-    elif fmt == "vtt":
-        body = _render_vtt(cleaned)
+        body = _full_text(text, cleaned) + "\n"
+    elif fmt in {"srt", "vtt"}:
+        cues = [cue for seg in cleaned for cue in _segment_cues(seg, max_line_chars, max_lines)]
+        body = _render_srt(cues) if fmt == "srt" else _render_vtt(cues)
+    elif fmt == "json":
+        document = {
+            "language": language,
+            "language_probability": language_probability,
+            "duration_seconds": duration_seconds,
+            "text": text.strip(),
+            "segments": cleaned,
+        }
+        body = _dump(document)
     else:
-        body = _render_json(
-            cleaned, text=text, language=language, duration_seconds=duration_seconds
+        body = _dump(
+            _verbose_document(
+                cleaned, text=text, language=language, duration_seconds=duration_seconds
+            )
         )
     return body, _MEDIA_TYPES[fmt]
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _full_text(text: str, segments: list[dict[str, Any]]) -> str:
+    return text.strip() or " ".join(seg["text"] for seg in segments)
 
 
 def _clean_text(raw: object) -> str:
@@ -67,6 +114,17 @@ def _clean_segments(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if seg_text:
             cleaned.append({**segment, "text": seg_text})
     return cleaned
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a float when it is a finite number (``bool`` is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+# --- timestamps -------------------------------------------------------------------
 
 
 def _milliseconds(seconds: float) -> int:
@@ -92,18 +150,178 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _cue_times(segment: dict[str, Any], separator: str) -> str:
+# --- cues ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cue:
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    def times(self, separator: str) -> str:
+        return f"{_timestamp(self.start, separator)} --> {_timestamp(self.end, separator)}"
+
+
+def _segment_cues(segment: dict[str, Any], max_line_chars: int, max_lines: int) -> list[_Cue]:
+    """The cues of one segment: wrapped, split when too long, timed inside the segment."""
     start = float(segment["start"])
     end = max(float(segment["end"]), start)
-    return f"{_timestamp(start, separator)} --> {_timestamp(end, separator)}"
+    words = segment["text"].split()
+    word_starts = _word_starts(segment, words, start, end)
+    lengths = [len(word) for word in words]
+    bounds = _cue_bounds(lengths, max_line_chars, max_lines)
+    # Offsets of each word in the space-joined text, for proportional timing.
+    offsets = [0]
+    for length in lengths:
+        offsets.append(offsets[-1] + length + 1)
+    total = max(offsets[-1] - 1, 1)
+    cues: list[_Cue] = []
+    cue_start = start
+    for first, stop in bounds:
+        if stop == len(words):
+            cue_end = end
+        elif word_starts is not None:
+            cue_end = word_starts[stop]
+        else:
+            cue_end = start + (end - start) * offsets[stop] / total
+        cue_end = min(max(cue_end, cue_start), end)
+        lines = _wrap(words[first:stop], max_line_chars)
+        cues.append(_Cue(cue_start, cue_end, lines))
+        cue_start = cue_end
+    return cues
 
 
-def _render_srt(segments: list[dict[str, Any]]) -> str:
-    cues = [
-        f"{number}\n{_cue_times(seg, ',')}\n{seg['text']}"
-        for number, seg in enumerate(segments, start=1)
+def _word_starts(
+    segment: dict[str, Any], words: list[str], start: float, end: float
+) -> list[float] | None:
+    """Start time of each of ``words`` from the segment's word timestamps.
+
+    Whisper's words carry their leading space (``" Hello"``); one that does not
+    (``"-five"`` after ``" twenty"``) continues the previous text word.  Returns None
+    unless the timestamps are usable and spell exactly the segment's text.  Times are
+    clamped into the segment and made non-decreasing.
+    """
+    raw_words = segment.get("words")
+    if not isinstance(raw_words, list) or not raw_words:
+        return None
+    pieces: list[str] = []
+    starts: list[float] = []
+    for raw in raw_words:
+        if not isinstance(raw, dict):
+            return None
+        word = str(raw.get("word") or "")
+        word_start = _finite(raw.get("start"))
+        if word_start is None:
+            return None
+        if not word.strip():
+            continue
+        if pieces and not word[0].isspace():
+            pieces[-1] += word
+        else:
+            pieces.append(word)
+            starts.append(word_start)
+    if [piece.strip() for piece in pieces] != words:
+        return None
+    clamped: list[float] = []
+    floor = start
+    for word_start in starts:
+        floor = min(max(word_start, floor), end)
+        clamped.append(floor)
+    return clamped
+
+
+def _greedy_lines(lengths: list[int], limit: int) -> int:
+    """Fewest lines holding words of these lengths (first fit is optimal here)."""
+    lines, current = 0, 0
+    for length in lengths:
+        if lines and current + 1 + length <= limit:
+            current += 1 + length
+        else:
+            lines, current = lines + 1, length
+    return lines
+
+
+def _reach(lengths: list[int], limit: int, max_lines: int) -> list[int]:
+    """For each word i, the end j of the longest run ``i:j`` that fits in ``max_lines``."""
+    reach: list[int] = []
+    for first in range(len(lengths)):
+        lines, current, stop = 1, lengths[first], first + 1
+        while stop < len(lengths):
+            if current + 1 + lengths[stop] <= limit:
+                current += 1 + lengths[stop]
+            elif lines < max_lines:
+                lines, current = lines + 1, lengths[stop]
+            else:
+                break
+            stop += 1
+        reach.append(stop)
+    return reach
+
+
+def _balanced(lengths: list[int], parts: int, reach: list[int]) -> list[tuple[int, int]]:
+    """Split the words into ``parts`` runs, run ``i:j`` allowed when ``j <= reach[i]``.
+
+    ``parts`` must be the fewest runs possible.  Minimises the sum of squared run
+    widths (so the runs come out even).  Only run ends from which the rest still fits
+    in the runs left are explored, which keeps long segments fast.
+    """
+    count = len(lengths)
+    prefix = [0]
+    for length in lengths:
+        prefix.append(prefix[-1] + length)
+    # need[j]: fewest runs for the words from j on (taking the longest run is optimal).
+    need = [0] * (count + 1)
+    for first in range(count - 1, -1, -1):
+        need[first] = 1 + need[reach[first]]
+    # For each run count, the least cost of each reachable run end and that run's start.
+    active: dict[int, float] = {0: 0.0}
+    starts: list[dict[int, int]] = []
+    for k in range(1, parts + 1):
+        best: dict[int, float] = {}
+        start_of: dict[int, int] = {}
+        for first, cost_so_far in active.items():
+            for stop in range(first + 1, reach[first] + 1):
+                if need[stop] > parts - k:
+                    continue
+                width = prefix[stop] - prefix[first] + (stop - first - 1)
+                cost = cost_so_far + width * width
+                if cost < best.get(stop, math.inf):
+                    best[stop], start_of[stop] = cost, first
+        active = best
+        starts.append(start_of)
+    runs: list[tuple[int, int]] = []
+    stop = count
+    for start_of in reversed(starts):
+        first = start_of[stop]
+        runs.append((first, stop))
+        stop = first
+    return runs[::-1]
+
+
+def _cue_bounds(lengths: list[int], limit: int, max_lines: int) -> list[tuple[int, int]]:
+    """Word ranges of the fewest cues of at most ``max_lines`` lines, evened out."""
+    reach = _reach(lengths, limit, max_lines)
+    parts, first = 0, 0
+    while first < len(lengths):
+        first, parts = reach[first], parts + 1
+    return _balanced(lengths, parts, reach)
+
+
+def _wrap(words: list[str], limit: int) -> tuple[str, ...]:
+    """The words on the fewest lines of at most ``limit`` characters, evened out."""
+    lengths = [len(word) for word in words]
+    parts = _greedy_lines(lengths, limit)
+    runs = _balanced(lengths, parts, _reach(lengths, limit, 1))
+    return tuple(" ".join(words[first:stop]) for first, stop in runs)
+
+
+def _render_srt(cues: list[_Cue]) -> str:
+    blocks = [
+        f"{number}\n{cue.times(',')}\n" + "\n".join(cue.lines)
+        for number, cue in enumerate(cues, start=1)
     ]
-    return "\n\n".join(cues) + "\n" if cues else ""
+    return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
 def _escape_vtt(cue_text: str) -> str:
@@ -112,18 +330,68 @@ def _escape_vtt(cue_text: str) -> str:
     return cue_text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _render_vtt(segments: list[dict[str, Any]]) -> str:
-    cues = [f"{_cue_times(seg, '.')}\n{_escape_vtt(seg['text'])}" for seg in segments]
-    return "WEBVTT\n\n" + "\n\n".join(cues) + "\n" if cues else "WEBVTT\n"
+def _render_vtt(cues: list[_Cue]) -> str:
+    blocks = [f"{cue.times('.')}\n" + _escape_vtt("\n".join(cue.lines)) for cue in cues]
+    return "WEBVTT\n\n" + "\n\n".join(blocks) + "\n" if blocks else "WEBVTT\n"
 
 
-def _render_json(
+# --- verbose JSON -----------------------------------------------------------------
+
+
+def _verbose_document(
     segments: list[dict[str, Any]], *, text: str, language: str, duration_seconds: float
-) -> str:
-    document = {
-        "language": language,
-        "duration_seconds": duration_seconds,
-        "text": text.strip(),
-        "segments": segments,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "task": "transcribe",
+        "language": language_name(language),
+        "duration": float(duration_seconds),
+        "text": _full_text(text, segments),
+        "segments": [_verbose_segment(index, seg) for index, seg in enumerate(segments)],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    words = [
+        word for seg in segments for word in _verbose_words(seg.get("words"), float(seg["start"]))
+    ]
+    if words:
+        document["words"] = words
+    return document
+
+
+def _verbose_segment(index: int, segment: dict[str, Any]) -> dict[str, Any]:
+    def number(key: str) -> float:
+        value = _finite(segment.get(key))
+        return 0.0 if value is None else value
+
+    def integer(key: str, default: int) -> int:
+        value = segment.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    tokens = segment.get("tokens")
+    return {
+        "id": integer("id", index),
+        "seek": integer("seek", 0),
+        "start": float(segment["start"]),
+        "end": float(segment["end"]),
+        "text": segment["text"],
+        "tokens": [t for t in tokens if isinstance(t, int)] if isinstance(tokens, list) else [],
+        "temperature": number("temperature"),
+        "avg_logprob": number("avg_logprob"),
+        "compression_ratio": number("compression_ratio"),
+        "no_speech_prob": number("no_speech_prob"),
+    }
+
+
+def _verbose_words(raw_words: object, default_time: float) -> list[dict[str, Any]]:
+    """OpenAI's word entries: the word without its leading space, start and end."""
+    if not isinstance(raw_words, list):
+        return []
+    words: list[dict[str, Any]] = []
+    for raw in raw_words:
+        if not isinstance(raw, dict) or not str(raw.get("word") or "").strip():
+            continue
+        start = _finite(raw.get("start"))
+        start = default_time if start is None else start
+        end = _finite(raw.get("end"))
+        words.append(
+            {"word": str(raw["word"]).strip(), "start": start, "end": start if end is None else end}
+        )
+    return words

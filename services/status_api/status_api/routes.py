@@ -8,8 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from status_api import service
-from status_api.schemas import EventView, JobList, JobView, ResultsView, TranscriptFormat
+from status_api.schemas import (
+    MAX_LINE_CHARS,
+    MIN_LINE_CHARS,
+    EventView,
+    JobList,
+    JobView,
+    ResultsView,
+    TranscriptFormat,
+)
 from status_api.settings import StatusSettings
+from voxflow.formats import DEFAULT_MAX_LINE_CHARS
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
@@ -87,12 +96,35 @@ def get_transcript(
     job_id: str,
     tenant: Tenant,
     session: ReadSession,
-    fmt: Annotated[TranscriptFormat, Query(alias="format", description="Output format.")] = "json",
+    fmt: Annotated[
+        TranscriptFormat,
+        Query(
+            alias="format",
+            description=(
+                "Output format: `json` (Voxflow's shape, with word timestamps when they were"
+                " asked for), `verbose_json` (the shape of OpenAI's verbose_json), `txt`,"
+                " `srt` or `vtt`."
+            ),
+        ),
+    ] = "json",
+    max_line_chars: Annotated[
+        int,
+        Query(
+            ge=MIN_LINE_CHARS,
+            le=MAX_LINE_CHARS,
+            description=(
+                "SRT/VTT only: wrap cue lines at this many characters (two lines per cue;"
+                " longer segments become several cues)."
+            ),
+        ),
+    ] = DEFAULT_MAX_LINE_CHARS,
 ) -> Response:
-    """The transcript as JSON, plain text, SubRip or WebVTT; 409 until it exists."""
-    rendered = service.render_transcript(session, tenant, job_id, fmt)
+    """The transcript as JSON, verbose JSON, plain text, SubRip or WebVTT; 409 until it exists."""
+    rendered = service.render_transcript(
+        session, tenant, job_id, fmt, max_line_chars=max_line_chars
+    )
     headers = {}
-    if fmt != "json":
+    if fmt not in {"json", "verbose_json"}:
         headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
 

@@ -10,7 +10,11 @@ from pydantic import BaseModel, Field
 
 from voxflow.jobs.states import JobStatus
 
-TranscriptFormat = Literal["txt", "srt", "vtt", "json"]
+TranscriptFormat = Literal["txt", "srt", "vtt", "json", "verbose_json"]
+
+# Bounds of the transcript endpoint's `max_line_chars` (SRT/VTT line wrapping).
+MIN_LINE_CHARS = 20
+MAX_LINE_CHARS = 80
 
 
 class JobSource(BaseModel):

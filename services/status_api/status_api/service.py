@@ -166,12 +166,23 @@ class RenderedTranscript:
 
     @property
     def filename(self) -> str:
-        """Download name of the rendering."""
-        return f"{self.job_id}.{self.fmt}"
+        """Download name of the rendering (verbose JSON is still a `.json` file)."""
+        extension = "json" if self.fmt == "verbose_json" else self.fmt
+        return f"{self.job_id}.{extension}"
 
 
-def render_transcript(session: Session, tenant: str, raw_id: str, fmt: str) -> RenderedTranscript:
-    """The tenant's transcript rendered as `fmt`, or a 404/409."""
+def render_transcript(
+    session: Session,
+    tenant: str,
+    raw_id: str,
+    fmt: str,
+    *,
+    max_line_chars: int = formats.DEFAULT_MAX_LINE_CHARS,
+) -> RenderedTranscript:
+    """The tenant's transcript rendered as `fmt`, or a 404/409.
+
+    `max_line_chars` wraps SRT/VTT cue lines; the other formats ignore it.
+    """
     job = get_job(session, tenant, raw_id)
     transcript = repository.get_transcript(session, job.id)
     if transcript is None:
@@ -182,6 +193,8 @@ def render_transcript(session: Session, tenant: str, raw_id: str, fmt: str) -> R
         segments=transcript.segments,
         language=transcript.language,
         duration_seconds=transcript.duration_seconds,
+        language_probability=transcript.language_probability,
+        max_line_chars=max_line_chars,
     )
     return RenderedTranscript(job_id=job.id, fmt=fmt, body=body, media_type=media_type)
 

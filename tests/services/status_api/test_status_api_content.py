@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import uuid
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
 
 from status_api.schemas import TranscriptFormat
 from tests.services.status_api.conftest import DURATION, SEGMENTS, TEXT, WORKER, JobMaker
+from voxflow.db import session_scope
 from voxflow.formats import FORMATS
+from voxflow.jobs import service
+from voxflow.jobs.models import Transcript
 from voxflow.jobs.states import JobStatus
 
 
@@ -73,6 +78,7 @@ def test_transcript_defaults_to_json(
     assert [(s["start"], s["end"], s["text"]) for s in body["segments"]] == [
         (s["start"], s["end"], str(s["text"]).strip()) for s in SEGMENTS
     ]
+    assert body["language_probability"] == 0.97
 
 
 SRT = (
@@ -120,6 +126,160 @@ def test_unknown_transcript_format_is_422(
     (job_id,) = jobs.queued()
     jobs.transcribe(job_id)
     response = client.get(f"/v1/jobs/{job_id}/transcript", params={"format": "docx"}, headers=auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+# A stored transcript as the engine writes it now: verbose segment fields and words.
+WORDY_TEXT = "Remember to call the dentist on Monday and to buy milk, bread and eggs on the way."
+
+
+def _wordy_segments() -> list[dict[str, Any]]:
+    words = [
+        {"word": f" {word}", "start": 10.0 + 0.4 * i, "end": 10.3 + 0.4 * i, "probability": 0.9}
+        for i, word in enumerate(WORDY_TEXT.split())
+    ]
+    return [
+        {
+            "id": 0,
+            "seek": 0,
+            "start": 10.0,
+            "end": 17.0,
+            "text": " " + WORDY_TEXT,
+            "tokens": [50364, 1002, 50714],
+            "temperature": 0.0,
+            "avg_logprob": -0.21,
+            "compression_ratio": 1.1,
+            "no_speech_prob": 0.02,
+            "words": words,
+        }
+    ]
+
+
+def _wordy_job(jobs: JobMaker) -> uuid.UUID:
+    (job_id,) = jobs.queued()
+    jobs.claim(job_id)
+    transcript = Transcript(
+        job_id=job_id,
+        language="de",
+        language_probability=0.88,
+        duration_seconds=DURATION,
+        text=WORDY_TEXT,
+        segments=_wordy_segments(),
+        model="small",
+        decode_options={"word_timestamps": True},
+        processing_seconds=1.0,
+    )
+    with session_scope(jobs.sessions) as session:
+        service.finish_transcription(session, job_id, WORKER, transcript)
+    return job_id
+
+
+def test_transcript_verbose_json(client: TestClient, jobs: JobMaker, auth: dict[str, str]) -> None:
+    (job_id,) = jobs.queued()
+    jobs.transcribe(job_id)
+    response = client.get(
+        f"/v1/jobs/{job_id}/transcript", params={"format": "verbose_json"}, headers=auth
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert "content-disposition" not in response.headers
+    body = response.json()
+    assert list(body) == ["task", "language", "duration", "text", "segments"]  # no words
+    assert body["task"] == "transcribe"
+    assert body["language"] == "english"
+    assert body["duration"] == DURATION
+    assert body["text"] == TEXT
+    assert body["segments"][1] == {
+        "id": 1,
+        "seek": 0,
+        "start": 61.04,
+        "end": 65.5,
+        "text": "Fish & <chips>.",
+        "tokens": [],
+        "temperature": 0.0,
+        "avg_logprob": 0.0,
+        "compression_ratio": 0.0,
+        "no_speech_prob": 0.0,
+    }
+
+
+def test_transcript_verbose_json_with_words(
+    client: TestClient, jobs: JobMaker, auth: dict[str, str]
+) -> None:
+    job_id = _wordy_job(jobs)
+    url = f"/v1/jobs/{job_id}/transcript"
+    body = client.get(url, params={"format": "verbose_json"}, headers=auth).json()
+    assert body["language"] == "german"
+    (segment,) = body["segments"]
+    assert segment["tokens"] == [50364, 1002, 50714]
+    assert segment["avg_logprob"] == -0.21
+    assert "words" not in segment
+    assert [w["word"] for w in body["words"]] == WORDY_TEXT.split()
+    assert set(body["words"][0]) == {"word", "start", "end"}
+    own = client.get(url, headers=auth).json()
+    assert own["language"] == "de"
+    assert own["language_probability"] == 0.88
+    assert len(own["segments"][0]["words"]) == len(WORDY_TEXT.split())
+
+
+_CUE_TIME = re.compile(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})")
+
+
+def _srt_cues(body: str) -> list[tuple[float, float, list[str]]]:
+    cues = []
+    for block in body.strip("\n").split("\n\n"):
+        _, times, *lines = block.split("\n")
+        match = _CUE_TIME.fullmatch(times)
+        assert match
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(part) for part in match.groups())
+        start = h1 * 3600 + m1 * 60 + s1 + ms1 / 1000
+        end = h2 * 3600 + m2 * 60 + s2 + ms2 / 1000
+        cues.append((start, end, lines))
+    return cues
+
+
+@pytest.mark.parametrize("max_line_chars", [20, 42, 80])
+def test_transcript_srt_wraps_at_max_line_chars(
+    client: TestClient, jobs: JobMaker, auth: dict[str, str], max_line_chars: int
+) -> None:
+    job_id = _wordy_job(jobs)
+    params: dict[str, str | int] = {"format": "srt", "max_line_chars": max_line_chars}
+    response = client.get(f"/v1/jobs/{job_id}/transcript", params=params, headers=auth)
+    assert response.status_code == 200
+    cues = _srt_cues(response.text)
+    assert " ".join(line for _, _, lines in cues for line in lines) == WORDY_TEXT
+    assert all(len(line) <= max_line_chars for _, _, lines in cues for line in lines)
+    assert all(len(lines) <= 2 for _, _, lines in cues)
+    assert cues[0][0] == 10.0
+    assert cues[-1][1] == 17.0
+    words_before = 0
+    for (_, end, lines), (start, _, _) in itertools.pairwise(cues):
+        words_before += len(" ".join(lines).split())
+        assert end == start == round(10.0 + 0.4 * words_before, 3)  # split at word times
+    assert len(cues) == (3 if max_line_chars == 20 else 1)
+
+
+def test_transcript_vtt_uses_max_line_chars(
+    client: TestClient, jobs: JobMaker, auth: dict[str, str]
+) -> None:
+    job_id = _wordy_job(jobs)
+    url = f"/v1/jobs/{job_id}/transcript"
+    narrow = client.get(url, params={"format": "vtt", "max_line_chars": 20}, headers=auth).text
+    wide = client.get(url, params={"format": "vtt"}, headers=auth).text
+    assert narrow.startswith("WEBVTT\n\n")
+    assert max(len(line) for line in narrow.splitlines()) <= 29  # the timing line
+    assert narrow.count(" --> ") > wide.count(" --> ")
+
+
+@pytest.mark.parametrize("max_line_chars", ["19", "81", "0", "wide"])
+def test_max_line_chars_out_of_bounds_is_422(
+    client: TestClient, jobs: JobMaker, auth: dict[str, str], max_line_chars: str
+) -> None:
+    (job_id,) = jobs.queued()
+    jobs.transcribe(job_id)
+    params = {"format": "srt", "max_line_chars": max_line_chars}
+    response = client.get(f"/v1/jobs/{job_id}/transcript", params=params, headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
 

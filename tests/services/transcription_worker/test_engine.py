@@ -15,6 +15,7 @@ from tests.conftest import SAMPLES
 from transcription_worker.engine import ModelNotAllowedError, WhisperEngine, resolve_model
 from transcription_worker.options import DecodeOptions
 from transcription_worker.settings import TranscriptionWorkerSettings
+from voxflow.settings import TranscriptionSettings
 
 MEETING = SAMPLES / "meeting.ogg"
 VOICE_NOTE = SAMPLES / "voice_note.ogg"
@@ -44,7 +45,7 @@ def engine(settings: TranscriptionWorkerSettings) -> WhisperEngine:
     return loaded
 
 
-def options(settings: TranscriptionWorkerSettings, **job: Any) -> DecodeOptions:
+def options(settings: TranscriptionSettings, **job: Any) -> DecodeOptions:
     """Decode options for a job asking for `job`."""
     return DecodeOptions.resolve(settings, job, 36.0)
 
