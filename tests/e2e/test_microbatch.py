@@ -1,9 +1,10 @@
-"""Micro-batching through real workers: queued short jobs share one pass, failures stay apart."""
+"""Micro-batching through a real worker: queued short jobs share one pass, failures stay apart."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import jiwer
@@ -16,41 +17,34 @@ from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.test_pipeline import normalise, submit, wait_done
 from voxflow.jobs.models import Job, JobEvent, Transcript
-from voxflow.queue.celery_app import publisher_app
 from voxflow.queue.names import TRANSCRIPTION_QUEUE
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def transcription_concurrency() -> int:
-    """One process: the first job's task claims all the others as its batch mates."""
-    return 1
+@pytest.fixture
+def idle_worker(purged_queues: None, tmp_path: Path) -> Iterator[Worker]:
+    """A one-process transcription worker, started by the test when the jobs are queued."""
+    worker = Worker("transcription_worker.tasks", TRANSCRIPTION_QUEUE, 1, tmp_path / "w.log")
+    yield worker
+    worker.stop()
 
 
 def test_queued_voice_notes_are_batched_and_a_corrupt_one_fails_alone(
-    ingest: TestClient,
-    status: TestClient,
-    auth: dict[str, str],
-    workers: dict[str, Worker],
-    sessions: sessionmaker[Session],
-    storage_root: Path,
-) -> None:
-    control = publisher_app().control
-    node = workers["transcription"].node
-    # Hold the queue so that the jobs are all waiting when the worker takes the first one.
-    control.cancel_consumer(TRANSCRIPTION_QUEUE, destination=[node], reply=True)
-    try:
-        ids = [submit(ingest, auth, "voice_note.ogg", {}) for _ in range(5)]
-        with sessions() as session:
-            corrupt = session.get(Job, uuid.UUID(ids[2]))
-            assert corrupt is not None
-            key = corrupt.source_key
-        # Valid when uploaded, damaged in storage afterwards: only the worker can notice.
-        (storage_root / key).write_bytes(b"\x00garbage" * 4000)
-    finally:
-        control.add_consumer(TRANSCRIPTION_QUEUE, destination=[node], reply=True)
+    ingest: TestClient, status: TestClient, auth: dict[str, str], idle_worker: Worker,
+    sessions: sessionmaker[Session], storage_root: Path,
+) -> None:  # fmt: skip
+    ids = [submit(ingest, auth, "voice_note.ogg", {}) for _ in range(5)]
+    with sessions() as session:
+        corrupt = session.get(Job, uuid.UUID(ids[2]))
+        assert corrupt is not None
+        key = corrupt.source_key
+    # Valid when uploaded, damaged in storage afterwards: only the worker can notice.
+    (storage_root / key).write_bytes(b"\x00garbage" * 4000)
+    # All five wait in the queue; the worker's first task claims the other four as mates.
+    idle_worker.start()
 
+    workers = {"transcription": idle_worker}
     final = {job_id: wait_done(status, auth, job_id, workers) for job_id in ids}
     assert final[ids[2]]["status"] == "failed"
     assert final[ids[2]]["error"]["code"] == "corrupt_audio"
@@ -75,3 +69,25 @@ def test_queued_voice_notes_are_batched_and_a_corrupt_one_fails_alone(
     for transcript in transcripts.values():
         assert jiwer.wer(reference, normalise(transcript.text)) < 0.15, transcript.text
         assert 13 < transcript.duration_seconds < 14
+
+
+def test_a_corrupt_file_fails_its_job_and_the_worker_serves_the_next(
+    ingest: TestClient, status: TestClient, auth: dict[str, str], idle_worker: Worker,
+    sessions: sessionmaker[Session], storage_root: Path,
+) -> None:  # fmt: skip
+    broken = submit(ingest, auth, "meeting.ogg", {})  # too long to join a micro-batch
+    after = submit(ingest, auth, "voice_note.ogg", {})
+    with sessions() as session:
+        job = session.get(Job, uuid.UUID(broken))
+        assert job is not None
+        (storage_root / job.source_key).write_bytes(b"OggS" + b"\xff" * 50_000)
+    idle_worker.start()
+    workers = {"transcription": idle_worker}
+    failed = wait_done(status, auth, broken, workers)
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "corrupt_audio"
+    assert failed["error"]["message"]
+    assert failed["attempts"] == 1  # failed at once, not retried until the cap
+    assert wait_done(status, auth, after, workers)["status"] == "completed"
+    assert idle_worker.process is not None
+    assert idle_worker.process.poll() is None

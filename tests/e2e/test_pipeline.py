@@ -134,6 +134,9 @@ def test_lost_message_is_republished_by_the_sweeper(
     control = publisher_app().control
     node = workers["transcription"].node
     control.cancel_consumer(TRANSCRIPTION_QUEUE, destination=[node], reply=True)
+    # A blocking pop issued before the cancel may still be waiting (kombu's BRPOP times out
+    # after 1 s) and would take the next message: let it expire first.
+    time.sleep(2.5)
     try:
         job_id = submit(ingest, auth, "voice_note.ogg", {"tasks": ["summary"]})
         broker = redis.Redis.from_url(redis_client_url(servers.redis_url))

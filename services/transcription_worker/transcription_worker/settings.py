@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from voxflow.settings import ModelSettings, TranscriptionSettings
+from voxflow.settings import ModelSettings, TranscriptionSettings, UploadSettings
 from voxflow.worker.runtime import WorkerSettings
 
 
-class TranscriptionWorkerSettings(WorkerSettings, ModelSettings, TranscriptionSettings):
+class TranscriptionWorkerSettings(
+    WorkerSettings, ModelSettings, TranscriptionSettings, UploadSettings
+):
     """Everything the transcription worker reads from the environment (prefix VOXFLOW_)."""

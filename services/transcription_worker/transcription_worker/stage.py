@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from transcription_worker import microbatch
+from transcription_worker.decode import DecodeError, decode_to_file
 from transcription_worker.engine import ModelNotAllowedError, TranscriptionResult, WhisperEngine
 from transcription_worker.options import DecodeOptions
 from transcription_worker.settings import TranscriptionWorkerSettings
@@ -23,6 +27,10 @@ from voxflow.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
+# Decoding runs hundreds of times faster than real time; these bounds only catch a hang.
+DECODE_TIMEOUT_BASE = 30.0
+DECODE_TIMEOUT_FACTOR = 0.1
+
 
 def transcribe_job(
     job: Job,
@@ -33,6 +41,13 @@ def transcribe_job(
     engine: WhisperEngine,
 ) -> None:
     """Transcribe a claimed job (with short queued jobs alongside, when it qualifies)."""
+    if job.duration_seconds > config.max_audio_seconds:
+        # The limit may have been lowered since the upload was accepted.
+        raise PermanentJobError(
+            f"The recording lasts {job.duration_seconds:.0f} s, over this worker's limit "
+            f"of {config.max_audio_seconds:.0f} s.",
+            "audio_too_long",
+        )
     model_name = str(job.options.get("model") or config.whisper_model)
     options = DecodeOptions.resolve(config, job.options, job.duration_seconds)
     key = microbatch.batch_key(job, model_name, options)
@@ -72,12 +87,10 @@ def _run_single(
             )
 
     try:
-        with runtime.storage.local_copy(job.source_key) as path:
+        with _decoded(runtime, job) as audio:
             result = engine.transcribe(
-                path, model_name=model_name, options=options, on_segment=on_segment
+                audio, model_name=model_name, options=options, on_segment=on_segment
             )
-    except FileNotFoundError as exc:
-        raise _missing() from exc
     except ModelNotAllowedError as exc:
         raise PermanentJobError(str(exc), "model_not_allowed") from exc
     heartbeat.check()
@@ -111,7 +124,7 @@ def _run_batch(
         errors: dict[Any, JobError] = {}
         for job in members:
             try:
-                audio[job.id] = _load_audio(runtime, job)
+                audio[job.id] = stack.enter_context(_decoded(runtime, job))
             except JobError as exc:
                 errors[job.id] = exc
         ready = [job for job in members if job.id in audio]
@@ -136,20 +149,28 @@ def _run_batch(
         raise errors[leader.id]
 
 
-def _load_audio(runtime: WorkerRuntime, job: Job) -> Any:
-    from faster_whisper import decode_audio
+@contextmanager
+def _decoded(runtime: WorkerRuntime, job: Job) -> Iterator[Any]:
+    """The job's audio as 16 kHz float32 samples, decoded in a child process.
 
-    try:
-        with runtime.storage.local_copy(job.source_key) as path:
-            return decode_audio(str(path))
-    except FileNotFoundError as exc:
-        raise _missing() from exc
-    except Exception as exc:
-        raise PermanentJobError(f"The audio could not be decoded: {exc}", "corrupt_audio") from exc
-
-
-def _missing() -> PermanentJobError:
-    return PermanentJobError("The uploaded audio is missing from storage.", "source_missing")
+    A decoder crash or hang fails this job with a code instead of killing the worker (which
+    Celery would redeliver until the attempt cap), and the samples are a read-only memory
+    map of a scratch file rather than another copy in the worker's memory.
+    """
+    with tempfile.TemporaryDirectory(prefix="voxflow-pcm-") as scratch:
+        try:
+            with runtime.storage.local_copy(job.source_key) as path:
+                decoded = decode_to_file(
+                    path, Path(scratch) / "audio.f32",
+                    timeout=DECODE_TIMEOUT_BASE + job.duration_seconds * DECODE_TIMEOUT_FACTOR,
+                )  # fmt: skip
+        except FileNotFoundError as exc:
+            raise PermanentJobError(
+                "The uploaded audio is missing from storage.", "source_missing"
+            ) from exc
+        except DecodeError as exc:
+            raise PermanentJobError(exc.message, exc.code) from exc
+        yield decoded.array()
 
 
 def _finish(
