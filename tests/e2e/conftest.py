@@ -39,6 +39,7 @@ class Worker:
     concurrency: int
     log: Path
     name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +56,7 @@ class Worker:
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                command, env={**os.environ, **WORKER_ENV}, stdout=out, stderr=out
+                command, env={**os.environ, **WORKER_ENV, **self.env}, stdout=out, stderr=out
             )
         deadline = time.monotonic() + 90
         while not publisher_app().control.ping(destination=[self.node], timeout=0.5):

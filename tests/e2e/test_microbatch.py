@@ -91,3 +91,14 @@ def test_a_corrupt_file_fails_its_job_and_the_worker_serves_the_next(
     assert wait_done(status, auth, after, workers)["status"] == "completed"
     assert idle_worker.process is not None
     assert idle_worker.process.poll() is None
+
+
+def test_worker_refuses_audio_over_its_own_duration_cap(
+    ingest: TestClient, status: TestClient, auth: dict[str, str], idle_worker: Worker,
+) -> None:  # fmt: skip
+    job_id = submit(ingest, auth, "voice_note.ogg", {})  # 13 s, accepted by the API
+    idle_worker.env["VOXFLOW_MAX_AUDIO_SECONDS"] = "5"  # the worker's limit was lowered since
+    idle_worker.start()
+    job = wait_done(status, auth, job_id, {"transcription": idle_worker})
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "audio_too_long"

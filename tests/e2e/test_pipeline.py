@@ -54,11 +54,13 @@ def submit(ingest: TestClient, auth: dict[str, str], name: str, options: dict[st
 
 
 def wait_done(status: TestClient, auth: dict[str, str], job_id: str, workers: dict[str, Worker],
-              timeout: float = 180) -> dict[str, Any]:  # fmt: skip
-    """Poll the status API until the job is terminal."""
+              timeout: float = 180, seen: list[int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Poll the status API until the job is terminal (recording progress into `seen`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job: dict[str, Any] = status.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        if seen is not None:
+            seen.append(job["progress"])
         if job["status"] in ("completed", "failed", "canceled"):
             return job
         time.sleep(0.2)
@@ -91,6 +93,18 @@ def test_upload_becomes_accurate_transcript_and_notes(
 
     events = status.get(f"/v1/jobs/{job_id}/events", headers=auth).json()
     assert [(e["from_status"], e["to_status"]) for e in events] == LIFECYCLE
+
+
+def test_progress_is_visible_while_the_job_runs(
+    ingest: TestClient, status: TestClient, auth: dict[str, str], workers: dict[str, Worker]
+) -> None:
+    job_id = submit(ingest, auth, "meeting.ogg", {"mode": "sequential"})
+    seen: list[int] = []
+    job = wait_done(status, auth, job_id, workers, seen=seen)
+    assert job["status"] == "completed", job
+    assert seen == sorted(seen)
+    assert seen[-1] == 100
+    assert any(0 < p < 100 for p in seen), seen  # written as segments arrived
 
 
 def test_duplicate_delivery_writes_one_transcript(
