@@ -78,6 +78,9 @@ class JobSettings(BaseSettings):
         "published again by the sweeper (its message may have been lost).",
     )
     sweep_interval_seconds: float = Field(default=10.0, description="Pause between sweeps.")
+    progress_interval_seconds: float = Field(
+        default=1.0, description="Minimum pause between two progress writes of one job."
+    )
 
 
 class UploadSettings(BaseSettings):
@@ -188,9 +191,6 @@ class TranscriptionSettings(BaseSettings):
         default=3.0,
         description="Seconds allowed per second of audio on top of the fixed part; a job "
         "over its limit fails with `transcription_timeout`.",
-    )
-    progress_interval_seconds: float = Field(
-        default=1.0, description="Minimum pause between two progress writes of one job."
     )
     microbatch_max_jobs: int = Field(
         default=8,

@@ -49,9 +49,13 @@ def batch_key(job: Job, model: str, options: DecodeOptions) -> tuple[Any, ...] |
 
 
 def qualifies(job: Job, settings: TranscriptionSettings) -> bool:
-    """Tell whether a job is short enough and micro-batching is on."""
+    """Tell whether a job is short enough and micro-batching is on (and batching allowed)."""
     longest = min(settings.microbatch_max_seconds, WINDOW_SECONDS)
-    return settings.microbatch_max_jobs > 1 and job.duration_seconds <= longest
+    return (
+        settings.microbatch_max_jobs > 1
+        and settings.whisper_mode != "sequential"  # a deployment that forbids batched passes
+        and job.duration_seconds <= longest
+    )
 
 
 def claim_mates(

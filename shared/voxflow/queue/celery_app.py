@@ -57,6 +57,9 @@ def make_celery(settings: QueueSettings | None = None, name: str = "voxflow") ->
             GENERATE_TASK: {"queue": LLM_QUEUE},
         },
         task_default_queue=TRANSCRIPTION_QUEUE,
+        # A new pool child preloads its model before it counts as alive; a large model
+        # takes longer than the 4 s default, and Celery would kill the child in a loop.
+        worker_proc_alive_timeout=600,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,

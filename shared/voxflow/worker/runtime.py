@@ -109,6 +109,7 @@ def run_stage(  # noqa: PLR0911 (each outcome is named where it happens)
     heartbeat = Heartbeat(
         runtime.sessions, jid, running, owner,
         lease=lease, interval=settings.heartbeat_seconds,
+        progress_interval=settings.progress_interval_seconds,
     )  # fmt: skip
     try:
         with heartbeat:
