@@ -1,14 +1,15 @@
-"""Decode uploaded audio to 16 kHz mono float32 in a child process.
+"""Decode uploaded audio to 16 kHz mono float32 in an isolated process.
 
 faster-whisper's own `decode_audio` runs in the calling process and holds the whole PCM twice
 (an int16 buffer and its float32 copy: about 1.7 GB for 10 hours), and PyAV can crash the
 process on a malformed container. A crash inside a Celery worker with `acks_late` and
 `reject_on_worker_lost` redelivers the task again and again, so decoding happens here instead:
 
-- `decode_to_file` runs `python -m transcription_worker.decode SOURCE TARGET` with a timeout.
-  The child streams PyAV frames through a resampler and appends raw float32 (little-endian)
-  samples to TARGET chunk by chunk, so neither process ever holds the whole PCM; it prints a
-  one-line JSON summary on stdout.
+- `decode_to_file` runs the decoder in a long-lived pool process (`voxflow.isolation`, so
+  there is no interpreter start-up per file, which matters for 15 s voice notes) with a
+  timeout. It streams PyAV frames through a resampler and appends raw float32
+  (little-endian) samples to TARGET chunk by chunk, so no process ever holds the whole PCM.
+  `python -m transcription_worker.decode SOURCE TARGET` does the same from a shell.
 - A crash (killed by a signal), a Python error, a timeout or a file without audio become a
   `DecodeError` with a stable `code`, which fails the job instead of the worker.
 - `DecodedAudio.array()` maps TARGET read-only (`np.memmap`): pages are read on demand and
@@ -31,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -78,10 +81,95 @@ class DecodedAudio:
         return np.memmap(self.path, dtype="<f4", mode="r", shape=(self.samples,))
 
 
-def decode_to_file(
-    source: Path, target: Path, *, timeout: float, python: str = sys.executable
-) -> DecodedAudio:
-    """Decode `source` into raw float32 samples at `target` in a child process.
+class DecoderCrashedError(Exception):
+    """The decoder process died while decoding (a signal, or it exited)."""
+
+
+class DecoderTimeoutError(Exception):
+    """The decoder process was still busy when its time was up; it was killed."""
+
+
+class DecoderProcess:
+    """A long-lived `python -m transcription_worker.decode --serve` child.
+
+    One request at a time over pipes (a JSON line each way). Reusing the process saves an
+    interpreter start-up per file, which would cost more than decoding a voice note. It is
+    a plain subprocess rather than a multiprocessing pool because Celery's prefork children
+    are daemonic and may not have multiprocessing children. A crash ends only the child:
+    the next request starts a new one.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [self.python, "-m", "transcription_worker.decode", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # a timeout kills the whole group
+            )
+        return self._process
+
+    def request(self, source: Path, target: Path, timeout: float) -> dict[str, Any]:
+        """Decode `source` into `target` in the child; returns the child's summary."""
+        with self._lock:
+            process = self._running()
+            assert process.stdin is not None
+            assert process.stdout is not None
+            line = json.dumps({"source": str(source), "target": str(target)}) + "\n"
+            try:
+                process.stdin.write(line.encode())
+                process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died before reading: reported below as a crash
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            if not ready:
+                self._kill(process)
+                raise DecoderTimeoutError
+            answer = process.stdout.readline()
+            if not answer:
+                returncode = process.wait()
+                self._process = None
+                raise DecoderCrashedError(_describe_exit(returncode))
+            summary: dict[str, Any] = json.loads(answer)
+            return summary
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        self._process = None
+
+    def stop(self) -> None:
+        """End the child (closing its input ends its loop)."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._kill(process)
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-returncode).name
+        return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+_DECODER = DecoderProcess()
+
+
+def decode_to_file(source: Path, target: Path, *, timeout: float) -> DecodedAudio:
+    """Decode `source` into raw float32 samples at `target` in the decoder process.
 
     Raises `DecodeError` with code `corrupt_audio` (the decoder failed or crashed),
     `decode_timeout` (it ran longer than `timeout` seconds and was killed) or `empty_audio`
@@ -90,55 +178,38 @@ def decode_to_file(
     if source.stat().st_size == 0:
         raise DecodeError("empty_audio", "The uploaded file is empty.")
     try:
-        return _run_child(source, target, timeout=timeout, python=python)
+        return _checked(_decode_with(_DECODER, source, target, timeout), target)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
 
 
-def _run_child(source: Path, target: Path, *, timeout: float, python: str) -> DecodedAudio:
-    command = [python, "-m", "transcription_worker.decode", str(source), str(target)]
-    # A session of its own, so a timeout kills the whole group (a wrapper and its children),
-    # and nothing that is still writing can keep the pipes open.
-    with subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout_bytes, stderr_bytes = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            process.communicate()
-            raise DecodeError(
-                "decode_timeout",
-                f"Decoding the audio took longer than {timeout:g} s and was stopped.",
-            ) from None
-        except BaseException:
-            _kill_group(process)
-            raise
-    stdout = stdout_bytes.decode("utf-8", "replace")
-    stderr = stderr_bytes.decode("utf-8", "replace")
-    returncode = process.returncode
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
+def _decode_with(
+    decoder: DecoderProcess, source: Path, target: Path, timeout: float
+) -> dict[str, Any]:
+    """Ask `decoder` for one file and turn what goes wrong into a DecodeError."""
+    try:
+        summary = decoder.request(source, target, timeout)
+    except DecoderTimeoutError:
+        raise DecodeError(
+            "decode_timeout",
+            f"Decoding the audio took longer than {timeout:g} s and was stopped.",
+        ) from None
+    except DecoderCrashedError as exc:
         raise DecodeError(
             "corrupt_audio",
-            f"The audio decoder crashed on this file ({name}); the file is probably damaged "
+            f"The audio decoder crashed on this file ({exc}); the file is probably damaged "
             "or not a supported audio format.",
-        )
-    if returncode != 0:
+        ) from None
+    error = summary.get("error")
+    if error:
         # The storage path is internal: keep only the file name in the job's error.
-        error = _error_line(stderr).replace(str(source), source.name)
-        raise DecodeError("corrupt_audio", f"The audio could not be decoded: {error}")
-    summary = _summary(stdout)
-    if summary is None:
-        raise DecodeError("corrupt_audio", "The audio decoder gave no result for this file.")
+        message = str(error).replace(str(source), source.name)[:_MESSAGE_LIMIT]
+        raise DecodeError("corrupt_audio", f"The audio could not be decoded: {message}")
+    return summary
+
+
+def _checked(summary: dict[str, Any], target: Path) -> DecodedAudio:
     samples = int(summary.get("samples", 0))
     rate = int(summary.get("sample_rate", SAMPLE_RATE))
     if summary.get("audio_streams") == 0:
@@ -161,33 +232,23 @@ def _run_child(source: Path, target: Path, *, timeout: float, python: str) -> De
     )
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
+def shutdown_decoder() -> None:
+    """Stop the decoder process (worker shutdown)."""
+    _DECODER.stop()
 
 
-def _summary(stdout: str) -> dict[str, Any] | None:
-    """The child's JSON summary: its last stdout line that parses as a JSON object."""
-    for line in reversed(stdout.splitlines()):
-        with contextlib.suppress(ValueError):
-            value = json.loads(line)
-            if isinstance(value, dict):
-                return value
-    return None
+# --- in the pool process ---------------------------------------------------------------
 
 
-def _error_line(stderr: str) -> str:
-    """The line of the child's stderr that names the error (a traceback ends with it)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    if not lines:
-        return "the decoder exited with an error and no message"
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line[:_MESSAGE_LIMIT]
-
-
-# --- the child -------------------------------------------------------------------------
+def _decode_into(source: Path, target: Path) -> dict[str, Any]:
+    """Decode `source` into `target`; errors come back as data (exceptions may not pickle)."""
+    try:
+        with target.open("wb") as out:
+            summary: dict[str, Any] = dict(decode_stream(source, out))
+    except Exception as exc:
+        message = " ".join(str(exc).split()) or "no details"
+        return {"error": f"{type(exc).__name__}: {message}"}
+    return {**summary, "max_rss_bytes": peak_rss_bytes()}
 
 
 def decode_stream(source: Path, out: IO[bytes]) -> dict[str, int]:
@@ -256,22 +317,30 @@ def peak_rss_bytes() -> int:
     return int(peak) * (1 if sys.platform == "darwin" else 1024)  # kilobytes on Linux
 
 
+def serve() -> None:
+    """The decoder process's loop: one JSON request per input line, one summary per output."""
+    # Only protocol lines go to stdout; anything else a library prints goes to stderr.
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        request = json.loads(line)
+        summary = _decode_into(Path(request["source"]), Path(request["target"]))
+        channel.write(json.dumps(summary) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m transcription_worker.decode SOURCE TARGET`: decode, print a JSON summary."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--serve"]:
+        serve()
+        return 0
     if len(args) != 2:
-        print("usage: python -m transcription_worker.decode SOURCE TARGET", file=sys.stderr)
+        print("usage: python -m transcription_worker.decode SOURCE TARGET | --serve",
+              file=sys.stderr)  # fmt: skip
         return 2
-    source, target = Path(args[0]), Path(args[1])
-    try:
-        with target.open("wb") as out:
-            summary = decode_stream(source, out)
-    except Exception as exc:  # reported to the parent as one line
-        message = " ".join(str(exc).split()) or "no details"
-        print(f"{type(exc).__name__}: {message}", file=sys.stderr)
-        return 1
-    print(json.dumps({**summary, "max_rss_bytes": peak_rss_bytes()}))
-    return 0
+    summary = _decode_into(Path(args[0]), Path(args[1]))
+    print(json.dumps(summary))
+    return 1 if "error" in summary else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Task
 
+from transcription_worker.decode import shutdown_decoder
 from transcription_worker.engine import WhisperEngine
 from transcription_worker.settings import TranscriptionWorkerSettings
 from transcription_worker.stage import transcribe_job
@@ -41,7 +42,7 @@ def preload() -> None:
     engine().preload()
 
 
-install_process_hooks(app, on_start=preload)
+install_process_hooks(app, on_start=preload, on_stop=shutdown_decoder)
 
 
 def _transcribe(job: Job, heartbeat: Heartbeat) -> None:

@@ -59,8 +59,12 @@ def get_runtime() -> WorkerRuntime:
     return _runtime
 
 
-def install_process_hooks(app: Celery, on_start: Callable[[], None] | None = None) -> None:
-    """Rebuild connections after fork, run `on_start` (model preload), dispose at exit."""
+def install_process_hooks(
+    app: Celery,
+    on_start: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Rebuild connections after fork, run `on_start` (model preload); clean up at exit."""
 
     @worker_process_init.connect(weak=False)
     def _init(**_: Any) -> None:
@@ -75,6 +79,8 @@ def install_process_hooks(app: Celery, on_start: Callable[[], None] | None = Non
 
     @worker_process_shutdown.connect(weak=False)
     def _shutdown(**_: Any) -> None:
+        if on_stop is not None:
+            on_stop()
         if _runtime is not None:
             _runtime.engine.dispose()
 

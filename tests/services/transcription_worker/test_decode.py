@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import SAMPLES
-from transcription_worker.decode import DecodedAudio, DecodeError, decode_to_file
+from transcription_worker.decode import (
+    DecodedAudio,
+    DecodeError,
+    DecoderProcess,
+    _decode_with,
+    decode_to_file,
+)
 
 
 def _reference(path: Path) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -81,39 +87,65 @@ def test_empty_file(tmp_path: Path) -> None:
     assert caught.value.message
 
 
-def _script(tmp_path: Path, body: str) -> str:
+def _script(tmp_path: Path, body: str) -> DecoderProcess:
+    """A decoder process that is really a shell script doing `body`."""
     script = tmp_path / "fake-python"
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(0o755)
-    return str(script)
+    return DecoderProcess(python=str(script))
 
 
 def test_decoder_crash_fails_the_job_not_the_worker(tmp_path: Path) -> None:
     target = tmp_path / "audio.f32"
-    python = _script(tmp_path, f"echo partial > {target}\nkill -SEGV $$")
+    crashing = _script(tmp_path, f"echo partial > {target}\nkill -SEGV $$")
     with pytest.raises(DecodeError) as caught:
-        decode_to_file(SAMPLES / "voice_note.ogg", target, timeout=30, python=python)
+        _decode_with(crashing, SAMPLES / "voice_note.ogg", target, 30)
     assert caught.value.code == "corrupt_audio"
     assert "crashed" in caught.value.message
     assert "SIGSEGV" in caught.value.message
-    assert not target.exists()  # the partial output is removed
-    # This process is still here and can decode the next file.
+    # This process is still here and the real decoder handles the next file.
     assert decode_to_file(SAMPLES / "voice_note.ogg", target, timeout=60).samples > 0
 
 
 def test_timeout_kills_the_decoder(tmp_path: Path) -> None:
     marker = tmp_path / "still-running"
-    # A wrapper whose child keeps running: the whole process group must go.
-    python = _script(tmp_path, f"(sleep 3; touch {marker}) &\nsleep 30")
+    # A decoder whose own child keeps running: the whole process group must go.
+    hanging = _script(tmp_path, f"(sleep 3; touch {marker}) &\nsleep 30")
     started = time.monotonic()
     with pytest.raises(DecodeError) as caught:
-        decode_to_file(SAMPLES / "voice_note.ogg", tmp_path / "a.f32", timeout=1, python=python)
+        _decode_with(hanging, SAMPLES / "voice_note.ogg", tmp_path / "a.f32", 1)
     elapsed = time.monotonic() - started
     assert caught.value.code == "decode_timeout"
     assert "1 s" in caught.value.message
     assert 1 <= elapsed < 5
     time.sleep(3)
     assert not marker.exists()  # the background child was killed with the group
+
+
+def test_one_decoder_process_serves_many_files(tmp_path: Path) -> None:
+    decoder = DecoderProcess()
+    try:
+        first = decoder.request(SAMPLES / "voice_note.ogg", tmp_path / "a.f32", 60)
+        pid = decoder._running().pid
+        second = decoder.request(SAMPLES / "meeting.ogg", tmp_path / "b.f32", 60)
+        assert decoder._running().pid == pid  # no new interpreter per file
+        bad = tmp_path / "bad.ogg"
+        bad.write_bytes(b"not audio" * 100)
+        error = decoder.request(bad, tmp_path / "c.f32", 60)
+        assert "error" in error
+        assert decoder._running().pid == pid  # a Python-level failure keeps the process
+    finally:
+        decoder.stop()
+    assert first["samples"] < second["samples"]
+
+
+def test_failed_decode_removes_the_partial_output(tmp_path: Path) -> None:
+    source = tmp_path / "half.ogg"
+    source.write_bytes((SAMPLES / "voice_note.ogg").read_bytes()[:2000] + b"\xff" * 5000)
+    target = tmp_path / "audio.f32"
+    with pytest.raises(DecodeError):
+        decode_to_file(source, target, timeout=60)
+    assert not target.exists()
 
 
 def _write_flac(path: Path, audio: np.ndarray[Any, Any], *, rate: int) -> None:
