@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install demo test test-embedded lint format run bench migrate clean
+.PHONY: install demo test test-embedded lint format run bench bench-quick migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -37,8 +37,12 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
-bench: install  ## Benchmarks: per-job overhead of the pipeline vs raw faster-whisper
+bench: install  ## Benchmarks: per-job overhead, then throughput/WER/memory vs raw faster-whisper (~30 min)
 	$(UV) run python scripts/benchmarks/overhead.py
+	$(UV) run python scripts/benchmarks/throughput.py
+
+bench-quick: install  ## Throughput benchmark on a small corpus (a few minutes)
+	$(UV) run python scripts/benchmarks/throughput.py --quick
 
 clean:
 	rm -rf .venv .voxflow .pytest_cache .mypy_cache .ruff_cache

@@ -28,39 +28,27 @@ import dataclasses
 import gc
 import json
 import os
-import platform
-import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:  # mypy names modules by their path from the repository root
+    from scripts.benchmarks.common import ROOT, console, loadavg, machine, progress, started_stack
+else:  # run as a script, whose own directory is on sys.path
+    from common import ROOT, console, loadavg, machine, progress, started_stack
+
 DEFAULT_SAMPLES = [ROOT / "samples" / "voice_note.ogg", ROOT / "samples" / "meeting.ogg"]
 LLM_TASKS = ["summary", "diary", "action_items"]
 POLL_SECONDS = 0.05
-# The benchmark always runs its own embedded servers and storage, whatever the shell names.
-ISOLATED_ENV = (
-    "VOXFLOW_DATABASE_URL",
-    "VOXFLOW_REDIS_URL",
-    "VOXFLOW_DATA_DIR",
-    "VOXFLOW_STORAGE_ROOT",
-    "VOXFLOW_PUBLIC_STATUS_URL",
-)
-
-# Wide enough for the tables when the output is a file or a pipe (rich assumes 80 columns).
-console = Console() if sys.stdout.isatty() else Console(width=140)
-progress = Console(stderr=True)
 
 
 @dataclass
@@ -114,22 +102,6 @@ class Measurements:
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _isolated_env() -> Iterator[None]:
-    saved = {name: os.environ.pop(name) for name in ISOLATED_ENV if name in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
 
 
 class Baseline:
@@ -218,55 +190,13 @@ class Pipeline:
         return run
 
 
-def _print_log_tails(log_dir: Path, lines: int = 15) -> None:
-    for log in sorted(log_dir.glob("*.log")):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        progress.print(f"[red]--- last lines of {log.name}")
-        progress.print("\n".join(tail), markup=False, highlight=False)
-
-
 @contextmanager
 def running_stack(
     log_dir: Path | None, poll_seconds: float = POLL_SECONDS
 ) -> Iterator[tuple[Pipeline, float]]:
     """An embedded stack in a temporary data directory on free ports, and its start-up time."""
-    from voxflow.apikeys import issue_key
-    from voxflow.cli.client import VoxflowClient
-    from voxflow.cli.stack import Stack
-    from voxflow.db import make_engine, make_sessionmaker, session_scope
-
-    with _isolated_env(), tempfile.TemporaryDirectory(prefix="vf-bench-") as tmp:
-        logs = log_dir or Path(tmp) / "logs"
-        options: dict[str, Any] = {}
-        if "log_dir" in {f.name for f in dataclasses.fields(Stack)}:
-            options["log_dir"] = logs  # keep the services' output out of the report
-        stack = Stack(
-            data_dir=Path(tmp) / "data",
-            ingest_port=_free_port(),
-            status_port=_free_port(),
-            **options,
-        )
-        progress.print("[dim]pipeline: starting the embedded stack")
-        started = time.perf_counter()
-        try:
-            info = stack.start()
-        except BaseException:
-            _print_log_tails(logs)
-            raise
-        startup = time.perf_counter() - started
-        engine = make_engine(info.database_url, pool_size=1)
-        try:
-            sessions = make_sessionmaker(engine)
-            with session_scope(sessions) as session:
-                key = issue_key(session, "bench", "overhead benchmark").secret
-            client = VoxflowClient(info.ingest_url, info.status_url, key)
-            yield Pipeline(client, sessions, poll_seconds), startup
-        except BaseException:
-            _print_log_tails(logs)
-            raise
-        finally:
-            engine.dispose()
-            stack.stop()
+    with started_stack(log_dir, purpose="overhead benchmark") as running:
+        yield Pipeline(running.client, running.sessions, poll_seconds), running.startup_seconds
 
 
 def measure(result: Measurements, *, interleave: bool) -> None:
@@ -368,27 +298,6 @@ def summarise(result: Measurements) -> dict[str, Any]:
             "llm_provider_seconds": llm.llm_provider_seconds,
         }
     return summary
-
-
-def _machine() -> dict[str, Any]:
-    import ctranslate2
-    import faster_whisper
-
-    from voxflow.settings import TranscriptionSettings
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "faster_whisper": faster_whisper.__version__,
-        "ctranslate2": ctranslate2.__version__,
-        "cuda_devices": ctranslate2.get_cuda_device_count(),
-        "transcription_settings": TranscriptionSettings().model_dump(mode="json"),
-    }
-
-
-def _loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def report(result: Measurements, summary: dict[str, Any], *, interleave: bool) -> None:
@@ -504,16 +413,16 @@ def main(
     result = Measurements(
         runs=runs, samples=chosen, poll_seconds=poll, log_dir=logs.resolve() if logs else None
     )
-    result.load_average["before"] = _loadavg()
+    result.load_average["before"] = loadavg()
     measure(result, interleave=interleave)
-    result.load_average["after"] = _loadavg()
+    result.load_average["after"] = loadavg()
     summary = summarise(result)
     console.print()
     report(result, summary, interleave=interleave)
     if json_path is not None:
         document = {
             "command": sys.argv,
-            "machine": _machine(),
+            "machine": machine(),
             "runs": runs,
             "interleaved": interleave,
             "poll_seconds": poll,

@@ -1,0 +1,90 @@
+"""faster-whisper called directly, in a process of its own (the throughput benchmark's baseline).
+
+    uv run python scripts/benchmarks/raw_whisper.py --mode batched --out result.json \
+        [--warmup samples/voice_note.ogg] FILE...
+
+Loads the worker's `WhisperEngine` once (settings from the environment, as the worker reads
+them, with `whisper_mode` forced to `--mode`), transcribes the warm-up file untimed, then each
+FILE one at a time, and writes per-file wall times and texts plus this process's peak RSS
+(`ru_maxrss`, the kernel's high-water mark) as JSON. It imports only what transcribing needs,
+so its memory is the baseline the worker's is compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _ignore(_fraction: float) -> None:
+    return None
+
+
+def run(mode: str, files: list[Path], warmup: Path | None) -> dict[str, Any]:
+    """Transcribe `files` one at a time with one loaded model; time each."""
+    from transcription_worker.engine import WhisperEngine
+    from transcription_worker.options import DecodeOptions
+    from transcription_worker.settings import TranscriptionWorkerSettings
+
+    settings = TranscriptionWorkerSettings().model_copy(update={"whisper_mode": mode})
+    engine = WhisperEngine(settings, settings)
+    began = time.perf_counter()
+    engine.preload()
+    load_seconds = time.perf_counter() - began
+    options = DecodeOptions.resolve(settings, {}, 0.0)  # the mode is forced: no duration rule
+    model = settings.whisper_model
+    warmup_seconds = None
+    if warmup is not None:
+        began = time.perf_counter()
+        engine.transcribe(warmup, model_name=model, options=options, on_segment=_ignore)
+        warmup_seconds = time.perf_counter() - began
+    results: list[dict[str, Any]] = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for path in files:
+        began = time.perf_counter()
+        out = engine.transcribe(path, model_name=model, options=options, on_segment=_ignore)
+        results.append(
+            {
+                "path": str(path),
+                "wall_seconds": time.perf_counter() - began,
+                "audio_seconds": out.duration_seconds,
+                "text": out.text,
+            }
+        )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "mode": mode,
+        "model": model,
+        "decode_options": {
+            "mode": options.mode,
+            "batch_size": options.batch_size,
+            "beam_size": options.beam_size,
+        },
+        "device": list(engine.device()),
+        "load_seconds": load_seconds,
+        "warmup_seconds": warmup_seconds,
+        "files": results,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports kilobytes
+        # CPU time of the timed transcriptions only (no model load, no warm-up).
+        "cpu_seconds": usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime,
+    }
+
+
+def main() -> None:
+    """Parse the arguments, transcribe, write the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("sequential", "batched"), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="Where to write the JSON.")
+    parser.add_argument("--warmup", type=Path, help="Transcribed once first, not timed.")
+    parser.add_argument("files", type=Path, nargs="+")
+    args = parser.parse_args()
+    result = run(args.mode, args.files, args.warmup)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
