@@ -232,6 +232,12 @@ def _checked(summary: dict[str, Any], target: Path) -> DecodedAudio:
     )
 
 
+def start_decoder() -> None:
+    """Start the decoder process ahead of the first job (worker start-up)."""
+    with _DECODER._lock:
+        _DECODER._running()
+
+
 def shutdown_decoder() -> None:
     """Stop the decoder process (worker shutdown)."""
     _DECODER.stop()

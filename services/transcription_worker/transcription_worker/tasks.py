@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Task
 
-from transcription_worker.decode import shutdown_decoder
+from transcription_worker.decode import shutdown_decoder, start_decoder
 from transcription_worker.engine import WhisperEngine
 from transcription_worker.settings import TranscriptionWorkerSettings
 from transcription_worker.stage import transcribe_job
@@ -38,7 +38,8 @@ def engine() -> WhisperEngine:
 
 
 def preload() -> None:
-    """Load the default model before the first task arrives."""
+    """Load the default model and start the decoder before the first task arrives."""
+    start_decoder()
     engine().preload()
 
 
