@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
-from tests.e2e.test_pipeline import normalise, submit, wait_done
+from tests.e2e.helpers import normalise, submit, wait_done
 from voxflow.jobs.models import Job, JobEvent, Transcript
 from voxflow.queue.names import TRANSCRIPTION_QUEUE
 

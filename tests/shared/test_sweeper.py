@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.servers import Servers
-from tests.shared.test_job_service import LEASE, WORKER, new_job, published, reload, transcript_for
+from tests.shared.job_helpers import LEASE, WORKER, new_job, published, reload, transcript_for
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.errors import ATTEMPTS_EXHAUSTED

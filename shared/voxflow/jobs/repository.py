@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -238,8 +238,3 @@ def revoke_api_key(session: Session, prefix: str) -> int:
         .returning(ApiKey.id)
     )
     return len(result.all())
-
-
-def delete_job(session: Session, job_id: uuid.UUID) -> None:
-    """Delete a job and (by cascade) its events, transcript and results."""
-    session.execute(delete(Job).where(Job.id == job_id))

@@ -20,7 +20,6 @@ from voxflow.jobs.errors import ATTEMPTS_EXHAUSTED, LeaseLostError
 from voxflow.jobs.models import Job, LlmResult, Transcript
 from voxflow.jobs.states import (
     RUNNING_TO_WAITING,
-    TERMINAL,
     WAITING_TO_RUNNING,
     IllegalTransitionError,
     JobStatus,
@@ -284,8 +283,3 @@ def sweep(session: Session, *, republish_after: timedelta, limit: int = 100) -> 
         enqueue_after_commit(session, job.id, JobStatus(job.status))
         report.republished.append(job.id)
     return report
-
-
-def is_terminal(job: Job) -> bool:
-    """Tell whether a job has reached a final state."""
-    return JobStatus(job.status) in TERMINAL
