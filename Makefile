@@ -37,8 +37,9 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
-bench: install  ## Benchmarks: per-job overhead, then throughput/WER/memory vs raw faster-whisper (~30 min)
+bench: install  ## Benchmarks: per-job overhead, decoding modes, throughput/WER/memory vs raw faster-whisper (~35 min)
 	$(UV) run python scripts/benchmarks/overhead.py
+	$(UV) run python scripts/benchmarks/modes.py
 	$(UV) run python scripts/benchmarks/throughput.py
 
 bench-quick: install  ## Throughput benchmark on a small corpus (a few minutes)

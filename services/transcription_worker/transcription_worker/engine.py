@@ -18,6 +18,7 @@ from voxflow.settings import ModelSettings, TranscriptionSettings
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "tiny.en"
+WINDOW_SAMPLES = 30 * 16_000  # one Whisper window of 16 kHz samples
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,12 @@ class WhisperEngine:
         runner = loaded.batched if options.mode == "batched" else loaded.model
         started = time.perf_counter()
         source = str(audio) if isinstance(audio, Path) else audio
-        segments_iter, info = runner.transcribe(source, **options.transcribe_kwargs())
+        kwargs = options.transcribe_kwargs()
+        if options.mode == "batched" and not options.vad_filter and _one_window(source):
+            # The pipeline needs VAD only to cut audio longer than a window; a shorter
+            # recording is decoded whole (as in micro-batches), saving the VAD pass.
+            kwargs["vad_filter"] = False
+        segments_iter, info = runner.transcribe(source, **kwargs)
         duration = float(info.duration) or 1.0
         segments: list[dict[str, Any]] = []
         # The generator decodes lazily: the work happens in this loop, segment by segment.
@@ -191,6 +197,11 @@ class WhisperEngine:
             )
             for span, segments in zip(spans, per_job, strict=True)
         ]
+
+
+def _one_window(audio: Any) -> bool:
+    """Whether decoded samples fit one Whisper window (a file path: unknown, so no)."""
+    return not isinstance(audio, str) and len(audio) < WINDOW_SAMPLES
 
 
 def segment_dict(index: int, segment: Any) -> dict[str, Any]:

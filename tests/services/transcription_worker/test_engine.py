@@ -123,8 +123,11 @@ def test_word_timestamps_are_monotonic_and_inside_segments(
 
 
 def test_decode_options_resolution(settings: TranscriptionWorkerSettings) -> None:
-    short = DecodeOptions.resolve(settings, {}, 10.0)
-    long = DecodeOptions.resolve(settings, {}, 300.0)
+    # The default, chosen by measurement (scripts/benchmarks/modes.py): batched everywhere.
+    assert DecodeOptions.resolve(settings, {}, 10.0).mode == "batched"
+    auto = settings.model_copy(update={"whisper_mode": "auto"})
+    short = DecodeOptions.resolve(auto, {}, 10.0)
+    long = DecodeOptions.resolve(auto, {}, 300.0)
     assert (short.mode, long.mode) == ("sequential", "batched")
     forced = DecodeOptions.resolve(
         settings,
@@ -141,6 +144,22 @@ def test_decode_options_resolution(settings: TranscriptionWorkerSettings) -> Non
     sequential = short.transcribe_kwargs()
     assert sequential["temperature"] == settings.whisper_temperatures
     assert "batch_size" not in sequential
+
+
+@pytest.mark.parametrize("vad_filter", [False, True])
+def test_batched_mode_decodes_a_short_recording_whole_or_through_vad(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings, vad_filter: bool
+) -> None:
+    # Samples shorter than one window skip VAD unless the job asks for it; both must work.
+    samples = decode_audio(str(VOICE_NOTE))
+    result = engine.transcribe(
+        samples, model_name="tiny.en",
+        options=options(settings, mode="batched", vad_filter=vad_filter),
+        on_segment=lambda _: None,
+    )  # fmt: skip
+    assert wer(VOICE_NOTE.with_suffix(".txt").read_text(), result.text) < 0.15, result.text
+    assert all(0 <= s["start"] <= s["end"] <= result.duration_seconds + 0.01
+               for s in result.segments)  # fmt: skip
 
 
 def test_models_outside_the_allow_list_are_refused(engine: WhisperEngine) -> None:

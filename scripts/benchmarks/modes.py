@@ -1,0 +1,256 @@
+"""Which decoding mode per audio length, and how far micro-batching can go on this machine.
+
+    uv run python scripts/benchmarks/modes.py [--short 30] [--notes 30] [--long 3]
+
+Part 1 (mode per length) transcribes three workloads with the worker's `WhisperEngine`,
+model loaded once, one file at a time, in `sequential` and in `batched` mode: voice notes
+of about 5 s and 15 s, and recordings of about 5 minutes. It reports throughput (audio
+seconds per wall second) and WER for each, which is what the default mode is chosen from.
+
+Part 2 (micro-batching ceiling) decodes the 15 s notes in groups of 1, 4 and 8 with the
+batched pipeline (one clip per note, `clip_timestamps`), timing the encoder and the decoder
+separately. Whisper's encoder always sees a whole 30 s window, so its cost per note does
+not depend on the note's length; on a CPU it does not shrink with the batch either. The
+encoder time per note therefore bounds what any batching can reach: `ceiling` is the
+throughput with a decoder that costs nothing.
+
+Writes `.voxflow/bench/modes.json` and `modes.md`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import jiwer
+import typer
+
+if TYPE_CHECKING:  # mypy names modules by their path from the repository root
+    from scripts.benchmarks.common import git_revision, loadavg, machine
+    from scripts.benchmarks.corpus import (
+        DEFAULT_DIR,
+        Recording,
+        check_tools,
+        long_recordings,
+        voice_notes,
+    )
+else:  # run as a script, whose own directory is on sys.path
+    from common import git_revision, loadavg, machine
+    from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings, voice_notes
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT_DIR = ROOT / ".voxflow" / "bench"
+SAMPLE_RATE = 16_000
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Word error rate over a whole workload (lower-cased, punctuation removed)."""
+    return float(jiwer.wer(" ".join(map(_words, references)), " ".join(map(_words, hypotheses))))
+
+
+@dataclass
+class Timer:
+    """Wraps the model's encoder and decoder calls to add up their wall time."""
+
+    encode: float = 0.0
+    generate: float = 0.0
+
+    def install(self, model: Any) -> None:
+        """Time `WhisperModel.encode` and the CTranslate2 model's `generate`."""
+        encode = model.encode
+        inner = model.model
+        timer = self
+
+        def timed_encode(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return encode(*args, **kwargs)
+            finally:
+                timer.encode += time.perf_counter() - began
+
+        class TimedModel:
+            """The CTranslate2 Whisper model with `generate` timed (a C++ type: no setattr)."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+            def generate(self, *args: Any, **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return inner.generate(*args, **kwargs)
+                finally:
+                    timer.generate += time.perf_counter() - began
+
+        model.encode = timed_encode
+        model.model = TimedModel()
+
+
+def run_modes(
+    engine: Any, settings: Any, name: str, files: list[Recording]
+) -> list[dict[str, Any]]:
+    """Each mode over one workload, one file at a time."""
+    from transcription_worker.options import DecodeOptions
+
+    rows = []
+    audio = sum(r.duration for r in files)
+    for mode in ("sequential", "batched"):
+        options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
+        texts = []
+        began = time.perf_counter()
+        for rec in files:
+            out = engine.transcribe(
+                rec.path, model_name=settings.whisper_model, options=options, on_segment=_ignore
+            )
+            texts.append(out.text)
+        wall = time.perf_counter() - began
+        row = {
+            "workload": name,
+            "mode": mode,
+            "files": len(files),
+            "audio_seconds": round(audio, 1),
+            "wall_seconds": round(wall, 2),
+            "throughput": round(audio / wall, 2),
+            "wer": round(wer([r.text for r in files], texts), 4),
+        }
+        print(row, file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def run_ceiling(engine: Any, settings: Any, files: list[Recording]) -> list[dict[str, Any]]:
+    """The notes decoded in groups of 1, 4 and 8 clips, encoder and decoder timed apart."""
+    from faster_whisper import decode_audio
+
+    from transcription_worker.options import DecodeOptions
+
+    loaded = engine._get(settings.whisper_model)
+    timer = Timer()
+    timer.install(loaded.model)
+    samples = [decode_audio(str(r.path), sampling_rate=SAMPLE_RATE) for r in files]
+    audio = sum(len(s) for s in samples) / SAMPLE_RATE
+    options = DecodeOptions.resolve(settings, {"mode": "batched"}, 0.0)
+    rows = []
+    for group in (1, 4, 8):
+        timer.encode = timer.generate = 0.0
+        results = []
+        began = time.perf_counter()
+        for start in range(0, len(samples), group):
+            results += engine.transcribe_batch(
+                samples[start : start + group],
+                model_name=settings.whisper_model,
+                options=dataclasses.replace(options, batch_size=group),
+            )
+        wall = time.perf_counter() - began
+        row = {
+            "group": group,
+            "notes": len(samples),
+            "audio_seconds": round(audio, 1),
+            "wall_seconds": round(wall, 2),
+            "throughput": round(audio / wall, 2),
+            "encoder_seconds": round(timer.encode, 2),
+            "decoder_seconds": round(timer.generate, 2),
+            "encoder_ms_per_note": round(1000 * timer.encode / len(samples), 1),
+            "ceiling": round(audio / timer.encode, 2),
+            "wer": round(wer([r.text for r in files], [r.text for r in results]), 4),
+        }
+        print(row, file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def _ignore(_fraction: float) -> None:
+    return None
+
+
+def markdown(modes: list[dict[str, Any]], ceiling: list[dict[str, Any]]) -> str:
+    """The two tables."""
+    lines = [
+        "| Workload | Mode | Files | Audio s | Wall s | Throughput | vs sequential | WER |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = {r["workload"]: r["throughput"] for r in modes if r["mode"] == "sequential"}
+    for r in modes:
+        ratio = r["throughput"] / base[r["workload"]]
+        lines.append(
+            f"| {r['workload']} | {r['mode']} | {r['files']} | {r['audio_seconds']} | "
+            f"{r['wall_seconds']} | {r['throughput']:.1f}x | {ratio:.2f}x | {r['wer']:.3f} |"
+        )
+    lines += [
+        "",
+        "| Notes per pass | Throughput | vs 1 | Encoder s | Decoder s | Encoder ms/note "
+        "| Ceiling | WER |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    one = ceiling[0]["throughput"]
+    for r in ceiling:
+        lines.append(
+            f"| {r['group']} | {r['throughput']:.1f}x | {r['throughput'] / one:.2f}x | "
+            f"{r['encoder_seconds']} | {r['decoder_seconds']} | {r['encoder_ms_per_note']} | "
+            f"{r['ceiling']:.1f}x | {r['wer']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(
+    short: Annotated[int, typer.Option(min=1, help="Voice notes of about 5 s.")] = 30,
+    notes: Annotated[int, typer.Option(min=8, help="Voice notes of about 15 s.")] = 30,
+    long: Annotated[int, typer.Option(min=1, help="Recordings of about 5 minutes.")] = 3,
+    corpus_dir: Annotated[Path, typer.Option(help="Corpus cache.")] = DEFAULT_DIR,
+    out_dir: Annotated[Path, typer.Option(help="Where modes.json and modes.md go.")] = OUT_DIR,
+) -> None:
+    """Measure sequential vs batched per audio length, and the micro-batching ceiling."""
+    from transcription_worker.engine import WhisperEngine
+    from transcription_worker.options import DecodeOptions
+    from transcription_worker.settings import TranscriptionWorkerSettings
+
+    check_tools()
+    workloads = {
+        "notes 5 s": voice_notes(corpus_dir, short, 5.0, 0, 2),
+        "notes 15 s": voice_notes(corpus_dir, notes, 15.0, 0, 2),
+        "long 5 min": long_recordings(corpus_dir, long, 300.0, 0, 2),
+    }
+    settings = TranscriptionWorkerSettings()
+    engine = WhisperEngine(settings, settings)
+    engine.preload()
+    warm = workloads["notes 15 s"][0].path
+    for mode in ("sequential", "batched"):
+        options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
+        engine.transcribe(warm, model_name=settings.whisper_model, options=options,
+                          on_segment=_ignore)  # fmt: skip
+    began = time.time()
+    load_before = loadavg()
+    modes = [
+        row for name, files in workloads.items() for row in run_modes(engine, settings, name, files)
+    ]
+    ceiling = run_ceiling(engine, settings, workloads["notes 15 s"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": machine(),
+        "revision": git_revision(),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "seconds": round(time.time() - began, 1),
+        "model": settings.whisper_model,
+        "beam_size": settings.whisper_beam_size,
+        "batch_size": settings.whisper_batch_size,
+        "modes": modes,
+        "ceiling": ceiling,
+    }
+    (out_dir / "modes.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(modes, ceiling)
+    (out_dir / "modes.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
