@@ -40,6 +40,7 @@ migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running st
 bench: install  ## Benchmarks: per-job overhead, decoding modes, throughput/WER/memory vs raw faster-whisper (~35 min)
 	$(UV) run python scripts/benchmarks/overhead.py
 	$(UV) run python scripts/benchmarks/modes.py
+	$(UV) run python scripts/benchmarks/router.py
 	$(UV) run python scripts/benchmarks/throughput.py
 
 bench-quick: install  ## Throughput benchmark on a small corpus (a few minutes)

@@ -53,6 +53,7 @@ def settings_classes() -> list[type[BaseSettings]]:
     The fragments of voxflow.settings come first, in the order they are defined there.
     """
     from ingest_api.settings import IngestSettings
+    from llm_worker.settings import LlmWorkerSettings
     from status_api.settings import StatusSettings
     from transcription_worker.settings import TranscriptionWorkerSettings
     from voxflow import settings as fragments
@@ -75,6 +76,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         IngestSettings,
         StatusSettings,
         TranscriptionWorkerSettings,
+        LlmWorkerSettings,
     ]
 
 

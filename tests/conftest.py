@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests import netguard
 from tests.servers import Servers, open_servers, scratch_database
 from voxflow.apikeys import IssuedKey, issue_key
 from voxflow.db import make_engine, make_sessionmaker, session_scope
@@ -21,6 +22,11 @@ from voxflow.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test may reach beyond this machine: see tests/netguard.py."""
+    netguard.install()
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,15 @@ from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Final
 
-from llm_worker.providers.base import TASK_KINDS, ChatMessage, CompletionRequest
+from llm_worker.router.base import TASK_KINDS, ChatMessage, CompletionRequest
 
 _TEMPLATE_NAME: Final = re.compile(r"^(?P<task>[a-z_]+)\.v(?P<version>\d+)\.txt$")
 _PLACEHOLDER: Final = re.compile(r"\{(transcript|instruction)\}")
 _SEPARATOR: Final = "---"
+# Templates the worker uses on its own: notes on one part of a transcript too long for any
+# deployment's context window (the map step; the task's own template is the reduce step).
+PART_NOTES: Final = "part_notes"
+_TEMPLATE_KINDS: Final = (*TASK_KINDS, PART_NOTES)
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,11 @@ def _discover_versions() -> dict[str, int]:
     versions: dict[str, int] = {}
     for entry in _templates_dir().iterdir():
         match = _TEMPLATE_NAME.match(entry.name)
-        if match is None or match["task"] not in TASK_KINDS:
+        if match is None or match["task"] not in _TEMPLATE_KINDS:
             continue
         task, version = match["task"], int(match["version"])
         versions[task] = max(version, versions.get(task, 0))
-    missing = [task for task in TASK_KINDS if task not in versions]
+    missing = [task for task in _TEMPLATE_KINDS if task not in versions]
     if missing:
         # Fail at import, not on the first job, when a packaging mistake drops templates.
         raise RuntimeError(f"missing prompt templates for: {', '.join(missing)}")
@@ -54,7 +58,7 @@ PROMPT_VERSION: Final[Mapping[str, str]] = MappingProxyType(
 
 
 def _check_task(task: str) -> None:
-    if task not in TASK_KINDS:
+    if task not in _TEMPLATE_KINDS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASK_KINDS)}")
 
 

@@ -134,6 +134,30 @@ class LlmResult(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class LlmCall(Base):
+    """One call to an LLM deployment (failed attempts and cache hits included), for costs."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (Index("ix_llm_calls_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tenant: Mapped[str] = mapped_column(String(64), nullable=False)
+    task: Mapped[str] = mapped_column(String(32), nullable=False)
+    deployment: Mapped[str] = mapped_column(String(64), nullable=False)
+    provider: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)  # ok, cached, error code
+    error: Mapped[str | None] = mapped_column(Text)
+    tokens_in: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), nullable=False, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = _now()
+
+
 class ApiKey(Base):
     """An API key, stored only as a hash, scoped to one tenant."""
 

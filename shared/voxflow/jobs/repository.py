@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from voxflow.jobs.models import ApiKey, Job, JobEvent, LlmResult, Transcript
+from voxflow.jobs.models import ApiKey, Job, JobEvent, LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
 
 
@@ -238,3 +239,23 @@ def revoke_api_key(session: Session, prefix: str) -> int:
         .returning(ApiKey.id)
     )
     return len(result.all())
+
+
+def add_llm_calls(session: Session, calls: Sequence[LlmCall]) -> None:
+    """Record LLM calls (cost accounting keeps failed attempts too)."""
+    session.add_all(calls)
+    session.flush()
+
+
+def list_llm_calls(session: Session, job_id: uuid.UUID) -> Sequence[LlmCall]:
+    """A job's LLM calls, oldest first."""
+    stmt = select(LlmCall).where(LlmCall.job_id == job_id).order_by(LlmCall.id)
+    return session.scalars(stmt).all()
+
+
+def tenant_spend_since(session: Session, tenant: str, since: datetime) -> Decimal:
+    """What a tenant's LLM calls have cost since a moment (its budget day's start)."""
+    stmt = select(func.coalesce(func.sum(LlmCall.cost_usd), 0)).where(
+        LlmCall.tenant == tenant, LlmCall.created_at >= since
+    )
+    return Decimal(session.scalar(stmt) or 0)

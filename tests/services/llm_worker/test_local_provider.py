@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_worker.prompts import render
-from llm_worker.providers import BadRequestError, CompletionRequest, LocalProvider, Provider
-from llm_worker.providers.local import (
+from llm_worker.router.providers import BadRequestError, CompletionRequest, LocalProvider, Provider
+from llm_worker.router.providers.local import (
     DIARY_HEADING,
     DIARY_MARKER,
     NO_ACTION_ITEMS,

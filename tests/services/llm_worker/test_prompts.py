@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 
 from llm_worker.prompts import PROMPT_VERSION, load_template, render, template_version
-from llm_worker.providers import (
+from llm_worker.router.providers import (
     ERROR_CODES,
     TASK_KINDS,
     ProviderError,
@@ -25,10 +25,11 @@ def test_every_task_has_a_template(task: str) -> None:
 
 
 def test_template_versions() -> None:
-    assert dict(PROMPT_VERSION) == dict.fromkeys(TASK_KINDS, "v1")
+    versions = dict.fromkeys((*TASK_KINDS, "part_notes"), "v1") | {"action_items": "v2"}
+    assert dict(PROMPT_VERSION) == versions
     assert template_version("summary") == "summary.v1"
     assert template_version("diary") == "diary.v1"
-    assert template_version("action_items") == "action_items.v1"
+    assert template_version("action_items") == "action_items.v2"  # the newest file wins
     assert template_version("custom") == "custom.v1"
 
 
@@ -86,6 +87,7 @@ def test_provider_errors_have_codes() -> None:
         "refused",
         "auth",
         "bad_request",
+        "bad_response",
     }
     error = RateLimitedError("slow down", retry_after=2.5)
     assert isinstance(error, ProviderError)

@@ -48,23 +48,21 @@ class ProviderError(Exception):
 
     code: str = "provider_error"
 
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         # An instance may carry a more specific code than its class, e.g. from a vendor payload.
         if code is not None:
             self.code = code
+        # Seconds the vendor asked us to wait (its Retry-After header), when it said.
+        self.retry_after = retry_after
 
 
 class RateLimitedError(ProviderError):
     """The provider asked us to slow down (HTTP 429 or equivalent)."""
 
     code = "rate_limited"
-
-    def __init__(
-        self, message: str = "", *, retry_after: float | None = None, code: str | None = None
-    ) -> None:
-        super().__init__(message, code=code)
-        self.retry_after = retry_after
 
 
 class OverloadedError(ProviderError):
@@ -109,6 +107,12 @@ class BadRequestError(ProviderError):
     code = "bad_request"
 
 
+class MalformedResponseError(ProviderError):
+    """The provider answered, but not with a body of the shape its API documents."""
+
+    code = "bad_response"
+
+
 ERROR_CODES: tuple[str, ...] = (
     RateLimitedError.code,
     OverloadedError.code,
@@ -118,7 +122,19 @@ ERROR_CODES: tuple[str, ...] = (
     RefusedError.code,
     AuthError.code,
     BadRequestError.code,
+    MalformedResponseError.code,
 )
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """What a provider needs to build its authenticated client for one deployment."""
+
+    kind: str  # "openai", "anthropic", "mistral", "openai_compatible" or "local"
+    model: str
+    api_key: str | None = None
+    base_url: str | None = None  # None: the vendor's public endpoint
+    timeout_seconds: float = 60.0
 
 
 class Provider(Protocol):

@@ -8,7 +8,12 @@ import time
 from collections import Counter
 from typing import Any, Final
 
-from llm_worker.providers.base import BadRequestError, Completion, CompletionRequest
+from llm_worker.router.base import (
+    BadRequestError,
+    Completion,
+    CompletionRequest,
+    ProviderConfig,
+)
 
 NO_SPEECH: Final = "The recording contains no speech."
 NO_ACTION_ITEMS: Final = "No action items found."
@@ -228,11 +233,15 @@ class LocalProvider:
     name: str = "local"
     model: str = "extractive-v1"
 
+    def __init__(self, config: ProviderConfig | None = None) -> None:
+        # Accepted so build_provider can treat every kind alike; nothing here is configurable.
+        del config
+
     def complete(self, request: CompletionRequest) -> Completion:
         """Produce a note for the request's task from its raw transcript."""
         started = time.perf_counter()
         output_json: Any | None = None
-        if request.task == "summary":
+        if request.task in ("summary", "part_notes"):
             text = summarise(request.transcript)
         elif request.task == "diary":
             text = _diary(request.transcript)

@@ -1,0 +1,1 @@
+"""The LLM router: deployments, retries, fallbacks, breakers, cache and cost accounting."""
