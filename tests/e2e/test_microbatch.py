@@ -102,3 +102,31 @@ def test_worker_refuses_audio_over_its_own_duration_cap(
     job = wait_done(status, auth, job_id, {"transcription": idle_worker})
     assert job["status"] == "failed"
     assert job["error"]["code"] == "audio_too_long"
+
+
+def test_a_micro_batch_over_its_time_limit_fails_its_jobs_with_the_reason(
+    ingest: TestClient, status: TestClient, auth: dict[str, str], idle_worker: Worker,
+    sessions: sessionmaker[Session],
+) -> None:  # fmt: skip
+    ids = [submit(ingest, auth, "voice_note.ogg", {}) for _ in range(3)]
+    # A limit of a few milliseconds: every pass overruns at its first segment.
+    idle_worker.env["VOXFLOW_TRANSCRIPTION_TIMEOUT_BASE_SECONDS"] = "0"
+    idle_worker.env["VOXFLOW_TRANSCRIPTION_TIMEOUT_FACTOR"] = "0.0001"
+    idle_worker.start()
+    workers = {"transcription": idle_worker}
+    final = {job_id: wait_done(status, auth, job_id, workers) for job_id in ids}
+    for job in final.values():
+        assert job["status"] == "failed", job
+        # Retried under the attempt cap, then failed with the last reason, not lost.
+        assert job["error"]["code"] == "transcription_timeout", job
+    with sessions() as session:
+        transcripts = session.scalar(
+            select(func.count()).select_from(Transcript).where(Transcript.job_id.in_(ids))
+        )
+        batched = session.scalar(
+            select(func.count())
+            .select_from(JobEvent)
+            .where(JobEvent.job_id.in_(ids), JobEvent.to_status == "transcribing")
+        )
+    assert transcripts == 0
+    assert (batched or 0) >= 3  # every job was claimed (and retried)

@@ -162,9 +162,18 @@ class WhisperEngine:
         )
 
     def transcribe_batch(
-        self, parts: list[Any], *, model_name: str, options: DecodeOptions
+        self,
+        parts: list[Any],
+        *,
+        model_name: str,
+        options: DecodeOptions,
+        on_segment: Callable[[int, float], None] | None = None,
     ) -> list[TranscriptionResult]:
-        """Transcribe several short recordings (16 kHz float32 arrays) in one batched pass."""
+        """Transcribe several short recordings (16 kHz float32 arrays) in one batched pass.
+
+        `on_segment(index, fraction)` hears of each segment as it is decoded: which
+        recording it belongs to and how far into that recording it ends.
+        """
         from transcription_worker.microbatch import assign, concatenate, shift
 
         loaded = self._get(model_name)
@@ -181,7 +190,10 @@ class WhisperEngine:
             if not any(ch.isalnum() for ch in item["text"]):
                 continue  # without VAD a silent clip can decode to bare punctuation
             index = assign(item["start"], spans)
-            per_job[index].append(shift(item, spans[index]))
+            moved = shift(item, spans[index])
+            per_job[index].append(moved)
+            if on_segment is not None:
+                on_segment(index, moved["end"] / (spans[index].duration or 1.0))
         elapsed = time.perf_counter() - started
         total = sum(span.duration for span in spans) or 1.0
         return [

@@ -112,12 +112,14 @@ def _run_batch(
     members = [leader, *mates]
     log.info("micro-batch of %d jobs led by %s", len(members), leader.id)
     with ExitStack() as stack:
+        beats = {leader.id: heartbeat}
         for mate in mates:
-            stack.enter_context(
+            beats[mate.id] = stack.enter_context(
                 Heartbeat(
                     runtime.sessions, mate.id, JobStatus.TRANSCRIBING, owner,
                     lease=timedelta(seconds=config.lease_seconds),
                     interval=config.heartbeat_seconds,
+                    progress_interval=config.progress_interval_seconds,
                 )
             )  # fmt: skip
         audio: dict[Any, Any] = {}
@@ -128,10 +130,27 @@ def _run_batch(
             except JobError as exc:
                 errors[job.id] = exc
         ready = [job for job in members if job.id in audio]
+        # One limit for the pass, as for a single job of all the members' audio together.
+        limit = config.transcription_timeout_base_seconds + (
+            config.transcription_timeout_factor * sum(job.duration_seconds for job in ready)
+        )
+        deadline = time.monotonic() + limit
+
+        def on_segment(index: int, fraction: float) -> None:
+            heartbeat.check()  # the leader's lease; mates' losses are handled at the end
+            beats[ready[index].id].progress = min(99, int(fraction * 100))
+            if time.monotonic() > deadline:
+                # Not permanent: each member goes back to the queue under its attempt cap.
+                raise JobError(
+                    f"The micro-batch took longer than its limit of {limit:.0f} s.",
+                    "transcription_timeout",
+                )
+
         try:
             results = engine.transcribe_batch(
-                [audio[job.id] for job in ready], model_name=model_name, options=options
-            )
+                [audio[job.id] for job in ready], model_name=model_name, options=options,
+                on_segment=on_segment,
+            )  # fmt: skip
         except Exception as exc:
             for mate in ready:
                 if mate is not leader:  # the leader's failure is settled by run_stage
@@ -209,7 +228,8 @@ def _give_back(runtime: WorkerRuntime, job: Job, owner: str, exc: Exception) -> 
     """A batch mate whose batch failed: back to the queue, or failed when out of attempts."""
     message = f"{type(exc).__name__}: {exc}"[:1000]
     if job.attempts >= job.max_attempts:
-        _fail(runtime, job, owner, JobError(message, "transcription_failed"))
+        code = exc.code if isinstance(exc, JobError) else "transcription_failed"
+        _fail(runtime, job, owner, JobError(message, code))
         return
     with session_scope(runtime.sessions) as session:
         service.release(session, job.id, JobStatus.TRANSCRIBING, owner, message)

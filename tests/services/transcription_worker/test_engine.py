@@ -191,8 +191,17 @@ def test_micro_batch_gives_each_recording_its_own_transcript(
     meeting = decode_audio(str(MEETING))[: 16000 * 28]
     silence = np.zeros(16000 * 3, dtype=np.float32)
     parts = [note, meeting, silence, note]
-    results = engine.transcribe_batch(parts, model_name="tiny.en", options=options(settings))
+    heard: list[tuple[int, float]] = []
+    results = engine.transcribe_batch(parts, model_name="tiny.en", options=options(settings),
+                                      on_segment=lambda i, f: heard.append((i, f)))  # fmt: skip
     assert [r.mode for r in results] == ["microbatch"] * 4
+    # Progress per recording: each speaking one is heard of, fractions rise to its end.
+    assert {i for i, _ in heard} == {0, 1, 3}
+    for index in (0, 1, 3):
+        fractions = [f for i, f in heard if i == index]
+        assert fractions == sorted(fractions)
+        assert 0 < fractions[-1] <= 1.0
+        assert fractions[-1] > 0.8
     assert [round(r.duration_seconds, 2) for r in results] == [
         round(len(p) / 16000, 2) for p in parts
     ]
