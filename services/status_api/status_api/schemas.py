@@ -106,6 +106,21 @@ class Totals(BaseModel):
     tokens_in: int
     tokens_out: int
     cost_usd: float
+    calls: int = Field(description="LLM calls made for the job, failed and cached included.")
+    failed_calls: int
+
+
+class CallView(BaseModel):
+    """One call to an LLM deployment (or a cache hit), as recorded for cost accounting."""
+
+    task: str
+    deployment: str
+    provider: str
+    model: str
+    outcome: str = Field(description="`ok`, `cached`, or the error code of a failed call.")
+    error: str | None
+    usage: Usage
+    created_at: datetime
 
 
 class ResultsView(BaseModel):
@@ -115,3 +130,4 @@ class ResultsView(BaseModel):
     status: JobStatus
     results: list[ResultView]
     totals: Totals
+    calls: list[CallView] = Field(description="Every LLM call, in order.")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from status_api.schemas import (
+    CallView,
     EventView,
     JobErrorView,
     JobLinks,
@@ -26,7 +27,7 @@ from status_api.schemas import (
 )
 from voxflow import formats
 from voxflow.jobs import repository
-from voxflow.jobs.models import Job, LlmResult
+from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
 from voxflow.web.errors import ApiError
 
@@ -217,13 +218,33 @@ def _result_view(result: LlmResult) -> ResultView:
     )
 
 
-def _totals(results: Sequence[LlmResult]) -> Totals:
+def _call_view(call: LlmCall) -> CallView:
+    return CallView(
+        task=call.task,
+        deployment=call.deployment,
+        provider=call.provider,
+        model=call.model,
+        outcome=call.outcome,
+        error=call.error,
+        usage=Usage(
+            tokens_in=call.tokens_in,
+            tokens_out=call.tokens_out,
+            cost_usd=float(call.cost_usd),
+            latency_ms=call.latency_ms,
+        ),
+        created_at=call.created_at,
+    )
+
+
+def _totals(results: Sequence[LlmResult], calls: Sequence[LlmCall]) -> Totals:
     # Costs are summed as decimals so many small amounts do not drift.
     cost = sum((Decimal(r.cost_usd) for r in results), Decimal(0))
     return Totals(
         tokens_in=sum(r.tokens_in for r in results),
         tokens_out=sum(r.tokens_out for r in results),
         cost_usd=float(cost),
+        calls=len(calls),
+        failed_calls=sum(1 for c in calls if c.outcome not in ("ok", "cached")),
     )
 
 
@@ -231,9 +252,11 @@ def list_results(session: Session, tenant: str, raw_id: str) -> ResultsView:
     """The LLM outputs of the tenant's job and their summed usage."""
     job = get_job(session, tenant, raw_id)
     results = repository.list_llm_results(session, job.id)
+    calls = repository.list_llm_calls(session, job.id)
     return ResultsView(
         job_id=job.id,
         status=JobStatus(job.status),
         results=[_result_view(r) for r in results],
-        totals=_totals(results),
+        totals=_totals(results, calls),
+        calls=[_call_view(c) for c in calls],
     )

@@ -295,3 +295,28 @@ def test_long_transcripts_are_map_reduced_not_truncated(
     assert all(f"Sentence number {i} says" in sent for i in range(400))  # nothing dropped
     assert "Part 1:" in str(calls[-1].body)
     assert note.cost_usd == sum(a.cost_usd for a in note.attempts) > 0
+
+
+def test_requests_per_minute_limits_move_calls_on(
+    build: Build, vendor_server: VendorServer
+) -> None:
+    router = build(("limited", "openai", {"rpm": 2}), ("spare", "anthropic", {}),
+                   cache={"enabled": False})  # fmt: skip
+    providers = [router.complete(summary(), template="summary.v1").completion.provider
+                 for _ in range(3)]  # fmt: skip
+    assert providers == ["openai", "openai", "anthropic"]
+
+
+def test_lowest_latency_learns_which_deployment_is_faster(
+    build: Build, vendor_server: VendorServer
+) -> None:
+    vendor_server.set_sticky("openai", slow(0.3))
+    router = build(("slow", "openai", {}), ("fast", "anthropic", {}),
+                   strategy="lowest_latency", cache={"enabled": False})  # fmt: skip
+    providers = [router.complete(summary(), template="summary.v1").completion.provider
+                 for _ in range(4)]  # fmt: skip
+    assert sorted(providers[:2]) == ["anthropic", "openai"]  # each measured once first
+    assert providers[2:] == ["anthropic", "anthropic"]
+    names = [d.name for d in router.config.deployments]
+    averages = router.latency.get(names)
+    assert (averages[names[0]] or 0) > (averages[names[1]] or 0) + 200

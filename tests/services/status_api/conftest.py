@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from status_api.app import create_app
 from voxflow.db import session_scope
-from voxflow.jobs import service
-from voxflow.jobs.models import LlmResult, Transcript
+from voxflow.jobs import repository, service
+from voxflow.jobs.models import LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
 
 WORKER = "test-worker"
@@ -103,6 +103,16 @@ class JobMaker:
         )
         with session_scope(self.sessions) as session:
             service.add_llm_result(session, job_id, WORKER, result, LEASE)
+
+    def add_call(self, job_id: uuid.UUID, task: str, outcome: str, cost: str = "0") -> None:
+        """Record one LLM call (as the router's attempts are recorded)."""
+        call = LlmCall(
+            job_id=job_id, tenant=self.tenant, task=task, deployment="gpt", provider="openai",
+            model="gpt-test", outcome=outcome, error=None if outcome == "ok" else "it broke",
+            tokens_in=10, tokens_out=5, cost_usd=Decimal(cost), latency_ms=7,
+        )  # fmt: skip
+        with session_scope(self.sessions) as session:
+            repository.add_llm_calls(session, [call])
 
     def finish_generation(self, job_id: uuid.UUID) -> None:
         """Complete a generating job."""

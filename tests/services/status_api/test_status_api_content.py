@@ -318,6 +318,8 @@ def test_results_list_outputs_and_sum_usage(
     jobs.add_result(job_id, "summary", 1200, 300, "0.001234")
     jobs.add_result(job_id, "diary", 800, 150, "0.000100")
     jobs.add_result(job_id, "action_items", 1000, 50, "0.010001")
+    jobs.add_call(job_id, "summary", "overloaded")
+    jobs.add_call(job_id, "summary", "ok", "0.001234")
     partial = client.get(f"/v1/jobs/{job_id}/results", headers=auth).json()
     assert partial["status"] == "generating"
     jobs.finish_generation(job_id)
@@ -342,7 +344,13 @@ def test_results_list_outputs_and_sum_usage(
     assert summary["cached"] is False
     assert diary["cached"] is True
     assert actions["output_json"] == {"items": ["action_items"]}
-    assert body["totals"] == {"tokens_in": 3000, "tokens_out": 500, "cost_usd": 0.011335}
+    assert body["totals"] == {"tokens_in": 3000, "tokens_out": 500, "cost_usd": 0.011335,
+                              "calls": 2, "failed_calls": 1}  # fmt: skip
+    failed, paid = body["calls"]
+    assert (failed["outcome"], failed["error"], failed["usage"]["cost_usd"]) == (
+        "overloaded", "it broke", 0.0)  # fmt: skip
+    assert (paid["deployment"], paid["provider"], paid["usage"]["cost_usd"]) == (
+        "gpt", "openai", 0.001234)  # fmt: skip
 
 
 def test_results_of_a_job_without_tasks_are_empty(
@@ -352,7 +360,9 @@ def test_results_of_a_job_without_tasks_are_empty(
     body = client.get(f"/v1/jobs/{job_id}/results", headers=auth).json()
     assert body["results"] == []
     assert body["status"] == "queued"
-    assert body["totals"] == {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+    assert body["totals"] == {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0, "calls": 0,
+                              "failed_calls": 0}  # fmt: skip
+    assert body["calls"] == []
 
 
 def test_openapi_documents_errors_and_transcript_media_types(client: TestClient) -> None:
