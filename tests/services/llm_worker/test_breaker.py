@@ -58,10 +58,10 @@ def test_failure_rate_over_the_window_opens_it(client: redis.Redis, name: str) -
 
 
 def test_half_open_allows_one_probe_and_its_success_closes(client: redis.Redis, name: str) -> None:
-    breakers = Breakers(client, BreakerPolicy(failures=1, cooldown_seconds=0.3))
+    breakers = Breakers(client, BreakerPolicy(failures=1, cooldown_seconds=1.0))
     breakers.record(name, ok=False)
     assert breakers.allow(name) is None
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert breakers.state(name) == "half_open"
     assert breakers.allow(name) == "probe"
     assert breakers.allow(name) is None  # a second caller waits for the probe's outcome
@@ -71,13 +71,13 @@ def test_half_open_allows_one_probe_and_its_success_closes(client: redis.Redis, 
 
 
 def test_a_failed_probe_opens_it_for_another_cooldown(client: redis.Redis, name: str) -> None:
-    breakers = Breakers(client, BreakerPolicy(failures=1, cooldown_seconds=0.3))
+    breakers = Breakers(client, BreakerPolicy(failures=1, cooldown_seconds=1.0))
     breakers.record(name, ok=False)
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert breakers.allow(name) == "probe"
     assert breakers.record(name, ok=False, probe=True) == "open"
     assert breakers.allow(name) is None
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert breakers.allow(name) == "probe"
 
 

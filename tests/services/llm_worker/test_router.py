@@ -72,6 +72,12 @@ def build(
     return make
 
 
+@pytest.fixture
+def vendor_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vendor server's key, where deployments' `api_key_env` points."""
+    monkeypatch.setenv(KEY_ENV, VENDOR_API_KEY)
+
+
 def deployment(server: VendorServer, name: str, vendor: str, **extra: Any) -> dict[str, Any]:
     """A deployment of `vendor` on the local server, priced at 1 and 2 USD per million."""
     return {
@@ -228,7 +234,8 @@ def test_budget_exhaustion_routes_only_to_free_deployments(
     assert vendor_server.requests_for("openai") == []
 
 
-def _breaker_config(server: VendorServer, run: str) -> dict[str, Any]:
+def _breaker_config(server: VendorServer, cooldown: float) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
     return {
         "deployments": [
             deployment(server, f"down-{run}", "openai"),
@@ -236,26 +243,29 @@ def _breaker_config(server: VendorServer, run: str) -> dict[str, Any]:
         ],
         "local_fallback": False,
         "retry": {"max_retries": 0},
-        "breaker": {"failures": 3, "cooldown_seconds": 1.0},
+        "breaker": {"failures": 3, "cooldown_seconds": cooldown},
         "cache": {"enabled": False},
     }
 
 
-def test_the_breaker_opens_is_shared_and_recovers(
-    vendor_server: VendorServer, client: redis.Redis, servers: Servers,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    monkeypatch.setenv(KEY_ENV, VENDOR_API_KEY)
-    config = _breaker_config(vendor_server, uuid.uuid4().hex[:8])
-    router = Router(RouterConfig.model_validate(config), client)
-    vendor_server.set_sticky("openai", server_error(500))
+def _open_the_first(router: Router, server: VendorServer) -> str:
+    """Three calls while the first vendor answers 500: its circuit opens."""
+    server.set_sticky("openai", server_error(500))
     for _ in range(3):
-        assert router.complete(summary(), template="summary.v1").completion.provider == (
-            "anthropic"
-        )
-    assert len(vendor_server.requests_for("openai")) == 3
-    assert router.breakers.state(config["deployments"][0]["name"]) == "open"
-    # Another worker process routes straight past the open circuit.
+        routed = router.complete(summary(), template="summary.v1")
+        assert routed.completion.provider == "anthropic"
+    assert len(server.requests_for("openai")) == 3
+    name = router.config.deployments[0].name
+    assert router.breakers.state(name) == "open"
+    return name
+
+
+@pytest.mark.usefixtures("vendor_key")
+def test_the_breaker_opens_and_another_process_routes_past_it(
+    vendor_server: VendorServer, client: redis.Redis, servers: Servers
+) -> None:
+    config = _breaker_config(vendor_server, cooldown=300)
+    _open_the_first(Router(RouterConfig.model_validate(config), client), vendor_server)
     script = (
         "import json, sys, redis\n"
         "from llm_worker.prompts import render\n"
@@ -273,12 +283,21 @@ def test_the_breaker_opens_is_shared_and_recovers(
     )  # fmt: skip
     assert other.stdout.strip() == "anthropic"
     assert len(vendor_server.requests_for("openai")) == 3  # nobody called the open circuit
-    # After the cool-down one probe goes through; the vendor is back, so the circuit closes.
-    vendor_server.set_sticky("openai", None)
-    time.sleep(1.1)
+
+
+@pytest.mark.usefixtures("vendor_key")
+def test_after_the_cooldown_one_probe_closes_a_recovered_circuit(
+    vendor_server: VendorServer, client: redis.Redis
+) -> None:
+    router = Router(RouterConfig.model_validate(_breaker_config(vendor_server, 0.5)), client)
+    name = _open_the_first(router, vendor_server)
+    vendor_server.set_sticky("openai", None)  # the vendor is back
+    time.sleep(0.6)
+    assert router.breakers.state(name) == "half_open"
     probe = router.complete(summary(), template="summary.v1")
     assert probe.completion.provider == "openai"
-    assert router.breakers.state(config["deployments"][0]["name"]) == "closed"
+    assert router.breakers.state(name) == "closed"
+    assert len(vendor_server.requests_for("openai")) == 4
 
 
 def test_long_transcripts_are_map_reduced_not_truncated(
