@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install demo test test-embedded lint format run bench bench-quick migrate clean
+.PHONY: install tools demo test test-embedded lint format run bench bench-quick migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -16,10 +16,25 @@ $(UV):
 
 install: .venv/.installed  ## Create .venv with every service and the dev tools
 
+# The infra tests run promtool and prometheus (Debian's `prometheus` package). Installed here
+# when missing and apt-get is available (as root, or through passwordless sudo); otherwise the
+# tests say what is missing (a failure under CI=true, a skip elsewhere).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+tools:  ## Install what the tests need beyond Python: promtool and prometheus
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null || \
+	    echo "warning: could not install Debian's prometheus package; the infra tests need it"; \
+	  else \
+	    echo "warning: promtool/prometheus not found; install Prometheus for the infra tests"; \
+	  fi; \
+	fi
+
 demo: install  ## Start the embedded stack, upload samples/voice_note.ogg, print transcript and notes
 	$(UV) run voxflow demo samples/voice_note.ogg
 
-test: install  ## Run the test suite (external servers if VOXFLOW_TEST_* are set, else embedded)
+test: install tools  ## Run the test suite (external servers if VOXFLOW_TEST_* are set, else embedded)
 	$(UV) run pytest
 
 lint: install  ## ruff check, ruff format --check, mypy --strict

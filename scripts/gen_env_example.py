@@ -41,6 +41,13 @@ HEADER = """\
 # file does not set them. (name, default, description)
 ENVIRONMENT_ONLY: tuple[tuple[str, str, str], ...] = (
     ("VOXFLOW_LOG_LEVEL", "INFO", "Log level of every service (DEBUG, INFO, WARNING, ERROR)."),
+    (
+        "VOXFLOW_LOG_FORMAT",
+        "console",
+        "Log format of every service: `console` (readable lines) or `json` (one JSON object "
+        "per line with timestamp, level, service, logger, message, job_id, trace_id, span_id; "
+        "the container images set it).",
+    ),
     ("VOXFLOW_API_KEY", "", "`voxflow submit`: the API key to upload with."),
     ("VOXFLOW_INGEST_URL", "http://127.0.0.1:8000", "`voxflow submit`: the ingestion API."),
     ("VOXFLOW_STATUS_URL", "http://127.0.0.1:8001", "`voxflow submit`: the status API."),

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from voxflow.observability.tracing import instrument_engine
+
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "voxflow_after_commit"
@@ -33,8 +35,10 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
-    """Create an engine for a PostgreSQL URL (TCP or Unix socket)."""
-    return create_engine(normalize_url(url), pool_size=pool_size, pool_pre_ping=True, future=True)
+    """Create an engine for a PostgreSQL URL (TCP or Unix socket), traced if tracing is on."""
+    engine = create_engine(normalize_url(url), pool_size=pool_size, pool_pre_ping=True, future=True)
+    instrument_engine(engine)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

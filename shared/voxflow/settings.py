@@ -217,3 +217,27 @@ class ApiSettings(BaseSettings):
         default="http://127.0.0.1:8001",
         description="Base URL of the status API, used in `Location` headers and links.",
     )
+
+
+class MetricsSettings(BaseSettings):
+    """Where a process group's Prometheus metrics are kept and served (docs/observability.md)."""
+
+    model_config = _CONFIG
+
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Directory the processes of one group (an API's uvicorn workers, a Celery "
+        "worker's main and pool processes) share for their metric files. PROMETHEUS_MULTIPROC_DIR, "
+        "when set, wins. Unset: DATA_DIR/metrics/<host>-<process group id>. Never share one "
+        "directory between two groups or two hosts.",
+    )
+    metrics_port: int = Field(
+        default=0,
+        description="Port of the /metrics endpoint of a Celery worker's main process or the "
+        "sweeper (0: no endpoint). The APIs serve /metrics on their own port instead.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the worker and sweeper /metrics endpoint listens on (0.0.0.0 in "
+        "containers, so that Prometheus can reach it).",
+    )

@@ -11,19 +11,61 @@ import signal
 import threading
 from datetime import timedelta
 from types import FrameType
+from wsgiref.simple_server import WSGIServer
 
+import redis
+from pydantic import Field
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from voxflow.db import make_engine, make_sessionmaker, session_scope
-from voxflow.jobs import service
+from voxflow.embedded import redis_client_url
+from voxflow.jobs import control, repository, service
 from voxflow.logs import configure_logging
-from voxflow.settings import DatabaseSettings, JobSettings
+from voxflow.observability import exposition, metrics
+from voxflow.observability.collectors import PlatformCollector
+from voxflow.observability.tracing import setup_tracing, shutdown_tracing
+from voxflow.settings import (
+    DatabaseSettings,
+    JobSettings,
+    MetricsSettings,
+    RedisSettings,
+    StorageSettings,
+)
+from voxflow.storage import make_storage
 
 log = logging.getLogger(__name__)
 
 
-class SweeperSettings(DatabaseSettings, JobSettings):
+class SweeperSettings(
+    DatabaseSettings, JobSettings, RedisSettings, MetricsSettings, StorageSettings
+):
     """Everything the sweeper reads from the environment (prefix VOXFLOW_)."""
+
+    audio_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Delete the stored audio of finished jobs this many days after they "
+        "finished (transcripts and notes are kept). Unset: keep audio.",
+    )
+
+
+HOUSEKEEPING_BATCH = 500
+
+
+def housekeep(sessions: sessionmaker[Session], settings: SweeperSettings) -> None:
+    """Retention of old audio and expiry of idempotency keys, one bounded batch each."""
+    with session_scope(sessions) as session:
+        gone = repository.purge_idempotency_keys(session)
+    if gone:
+        log.info("housekeeping: %d expired idempotency key(s) removed", gone)
+    if settings.audio_retention_days is None:
+        return
+    with session_scope(sessions) as session:
+        control.expire_audio(
+            session, make_storage(settings), timedelta(days=settings.audio_retention_days),
+            limit=HOUSEKEEPING_BATCH,
+        )  # fmt: skip
 
 
 def sweep_once(sessions: sessionmaker[Session], settings: JobSettings) -> service.SweepReport:
@@ -32,6 +74,10 @@ def sweep_once(sessions: sessionmaker[Session], settings: JobSettings) -> servic
         report = service.sweep(
             session, republish_after=timedelta(seconds=settings.requeue_after_seconds)
         )
+    # Committed: count what was done (a failed commit counts nothing).
+    metrics.SWEEPER_REQUEUED.labels(reason="lease_expired").inc(len(report.requeued))
+    metrics.SWEEPER_REQUEUED.labels(reason="message_lost").inc(len(report.republished))
+    metrics.SWEEPER_FAILED.inc(len(report.failed))
     if report.requeued or report.failed or report.republished:
         log.info(
             "sweep: %d requeued after lost leases, %d failed (attempts), %d republished",
@@ -40,14 +86,27 @@ def sweep_once(sessions: sessionmaker[Session], settings: JobSettings) -> servic
     return report
 
 
+def serve_metrics(settings: SweeperSettings, engine: Engine) -> WSGIServer | None:
+    """The sweeper's /metrics: its counters, and the queue and job gauges of the platform."""
+    if not settings.metrics_port:
+        return None
+    broker = None
+    if settings.redis_url:
+        broker = redis.Redis.from_url(redis_client_url(settings.redis_url), socket_timeout=5)
+    collector = PlatformCollector(engine, broker)
+    return exposition.serve(settings.metrics_port, settings.metrics_host, collector)
+
+
 def run_forever(settings: SweeperSettings | None = None) -> None:
     """Sweep every `sweep_interval_seconds` until SIGTERM or SIGINT."""
     configure_logging("sweeper")
     settings = settings or SweeperSettings()
     if not settings.database_url:
         raise RuntimeError("VOXFLOW_DATABASE_URL is not set")
+    setup_tracing("sweeper")  # each re-enqueue is a span in its job's trace
     engine = make_engine(settings.database_url, pool_size=1)
     sessions = make_sessionmaker(engine)
+    server = serve_metrics(settings, engine)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -59,10 +118,14 @@ def run_forever(settings: SweeperSettings | None = None) -> None:
     while not stop.is_set():
         try:
             sweep_once(sessions, settings)
+            housekeep(sessions, settings)
         except Exception:
             log.exception("sweep failed; retrying next interval")
         stop.wait(settings.sweep_interval_seconds)
+    if server is not None:
+        server.shutdown()
     engine.dispose()
+    shutdown_tracing()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, SAMPLES
+from tests.shared.observability.metric_helpers import scrape, value
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +60,22 @@ def _free_port() -> int:
         return port
 
 
+def check_metrics(urls: dict[str, str]) -> None:
+    """Every process group of the stack serves /metrics, each with its part of the job."""
+    assert set(urls) == {"ingest_api", "status_api", "transcription_worker", "llm_worker",
+                         "sweeper"}  # fmt: skip
+    found = {name: scrape(url) for name, url in urls.items()}
+    upload = {"service": "ingest_api", "route": "/v1/jobs", "method": "POST", "status": "202"}
+    assert value(found["ingest_api"], "voxflow_http_requests_total", **upload) == 1
+    assert value(found["ingest_api"], "voxflow_jobs_created_total") == 1
+    transcribed = value(found["transcription_worker"], "voxflow_stage_duration_seconds_count",
+                        stage="transcribing", outcome="done")  # fmt: skip
+    assert transcribed == 1
+    assert value(found["llm_worker"], "voxflow_jobs_completed_total") == 1
+    assert value(found["sweeper"], "voxflow_collector_up", source="database") == 1
+    assert value(found["sweeper"], "voxflow_jobs_waiting", status="queued") == 0
+
+
 def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXFLOW_")}
     with tempfile.TemporaryDirectory(prefix="vf-run-") as tmp:
@@ -69,7 +86,7 @@ def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
         with log.open("wb") as out:
             stack = subprocess.Popen(
                 [*voxflow, "run", "--data-dir", str(data_dir), "--ingest-port", str(ingest),
-                 "--status-port", str(status)],
+                 "--status-port", str(status), "--metrics-port-base", "0"],
                 cwd=ROOT, env=env, stdout=out, stderr=out,
             )  # fmt: skip
         try:
@@ -97,6 +114,7 @@ def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
             assert submitted.returncode == 0, submitted.stdout + submitted.stderr
             assert "call the dentist" in submitted.stdout.lower()
             assert "action_items (local / extractive-v1)" in submitted.stdout
+            check_metrics(info["metrics_urls"])
         finally:
             stack.send_signal(signal.SIGINT)
             code = stack.wait(90)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -191,3 +192,39 @@ def test_sweep_once_commits_and_publishes(
     assert queue.count(stale) == 2
     second = sweep_once(sessions, JobSettings(requeue_after_seconds=3600))
     assert not {expired, stale} & touched(second)
+
+
+def test_housekeeping_expires_old_audio_and_idempotency_keys(
+    sessions: sessionmaker[Session], tenant: str, storage_root: Path
+) -> None:
+    from voxflow.jobs.models import IdempotencyKey, Transcript
+    from voxflow.sweeper import SweeperSettings, housekeep
+
+    with session_scope(sessions) as session:
+        job_id = new_job(session, tenant)
+    with session_scope(sessions) as session:
+        service.claim(session, job_id, JobStatus.QUEUED, WORKER, LEASE)
+    with session_scope(sessions) as session:
+        service.finish_transcription(session, job_id, WORKER, transcript_for(job_id))
+    with session_scope(sessions) as session:
+        job = reload(session, job_id)
+        audio = storage_root / job.source_key
+        session.execute(
+            text("UPDATE jobs SET finished_at = now() - interval '8 days' WHERE id = :id"),
+            {"id": job_id},
+        )
+        past = datetime.now(UTC) - timedelta(hours=25)
+        session.add(IdempotencyKey(tenant=tenant, key="old", state="done", created_at=past,
+                                   expires_at=past + timedelta(hours=24)))  # fmt: skip
+        session.add(IdempotencyKey(tenant=tenant, key="live", state="done", created_at=past,
+                                   expires_at=past + timedelta(hours=48)))  # fmt: skip
+    audio.parent.mkdir(parents=True, exist_ok=True)
+    audio.write_bytes(b"audio")
+    housekeep(sessions, SweeperSettings(audio_retention_days=7, storage_root=storage_root))
+    assert not audio.exists()
+    with sessions() as session:
+        job = reload(session, job_id)
+        assert job.audio_deleted_at is not None
+        assert session.get(Transcript, job_id) is not None  # kept
+        keys = session.scalars(select(IdempotencyKey.key).where(IdempotencyKey.tenant == tenant))
+        assert sorted(keys) == ["live"]

@@ -11,9 +11,11 @@ from ingest_api.routes import router
 from ingest_api.settings import IngestSettings
 from voxflow.audio import shutdown_probe_pool
 from voxflow.logs import configure_logging
+from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
 from voxflow.storage import make_storage
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
+from voxflow.web.observability import install_observability
 from voxflow.web.runtime import Runtime
 
 
@@ -24,6 +26,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configured = settings or IngestSettings()
         configure_logging("ingest_api")
+        setup_tracing("ingest_api")  # before the engine exists, so that its SQL is traced
         app.state.settings = configured
         app.state.runtime = Runtime.build(configured, make_storage(configured))
         try:
@@ -31,14 +34,17 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         finally:
             app.state.runtime.close()
             shutdown_probe_pool()
+            flush_tracing()
 
     app = FastAPI(
         title="Voxflow ingestion API",
         version="0.1.0",
         description="Upload recordings; each becomes a job that the status API reports on.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
     )
     install_error_handlers(app)
+    install_observability(app, "ingest_api")
     app.include_router(health_router)
     app.include_router(router)
     return app

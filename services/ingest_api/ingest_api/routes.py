@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api import service
+from ingest_api import idempotency, service
 from ingest_api.schemas import JobAccepted, JobLinks, JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import parse_upload
+from voxflow.jobs.models import Job
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, error_responses
 from voxflow.web.runtime import get_runtime
@@ -50,10 +54,35 @@ _UPLOAD_BODY = {
     response_model=JobAccepted,
     summary="Upload a recording and queue its transcription",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 503),
 )
-async def create_job(request: Request, response: Response, tenant: Tenant) -> JobAccepted:
+async def create_job(
+    request: Request, response: Response, tenant: Tenant
+) -> JobAccepted | JSONResponse:
     """Stream the upload to a spool file, check it, store it and queue the job."""
+    settings: IngestSettings = request.app.state.settings
+    runtime = get_runtime(request)
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    held = None
+    if key is not None:
+        held = await run_in_threadpool(
+            lambda: idempotency.begin(
+                runtime.sessions, tenant, key,
+                ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+                stale=timedelta(seconds=settings.idempotency_stale_seconds),
+            )
+        )  # fmt: skip
+    try:
+        return await _create_job(request, response, tenant, held)
+    except BaseException:
+        if held is not None and held.kind == "new":
+            await run_in_threadpool(idempotency.release, runtime.sessions, held)
+        raise
+
+
+async def _create_job(
+    request: Request, response: Response, tenant: str, held: idempotency.Held | None
+) -> JobAccepted | JSONResponse:
     settings: IngestSettings = request.app.state.settings
     runtime = get_runtime(request)
     declared = request.headers.get("content-length")
@@ -72,7 +101,24 @@ async def create_job(request: Request, response: Response, tenant: Tenant) -> Jo
     )
     try:
         options = service.parse_options(upload.options, settings)
+        same = idempotency.fingerprint(
+            upload.sha256, upload.filename, options.model_dump(mode="json", exclude_none=True)
+        )
+        if held is not None and held.kind == "done":
+            idempotency.check_replay(held, same)
+            return JSONResponse(
+                held.body, status_code=held.status_code or 202,
+                headers={**(held.headers or {}), "Idempotent-Replayed": "true"},
+            )  # fmt: skip
         audio = await run_in_threadpool(service.check_audio, upload, settings)
+
+        def record(session: Session, job: Job) -> None:
+            if held is not None:
+                body = _accepted(job, settings).model_dump(mode="json")
+                idempotency.complete(session, held, same, status_code=202, body=body,
+                                     headers={"Location": _location(job, settings)},
+                                     job_id=job.id)  # fmt: skip
+
         job = await run_in_threadpool(
             lambda: service.store_and_record(
                 tenant=tenant,
@@ -82,13 +128,21 @@ async def create_job(request: Request, response: Response, tenant: Tenant) -> Jo
                 storage=runtime.storage,
                 sessions=runtime.sessions,
                 settings=settings,
+                record=record,
             )
         )
     finally:
         Path(upload.path).unlink(missing_ok=True)  # noqa: ASYNC240 (instant local unlink)
-    base = settings.public_status_url.rstrip("/")
-    location = f"{base}/v1/jobs/{job.id}"
-    response.headers["Location"] = location
+    response.headers["Location"] = _location(job, settings)
+    return _accepted(job, settings)
+
+
+def _location(job: Job, settings: IngestSettings) -> str:
+    return f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}"
+
+
+def _accepted(job: Job, settings: IngestSettings) -> JobAccepted:
+    location = _location(job, settings)
     return JobAccepted(
         id=job.id,
         status="queued",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from voxflow.audio import AudioInfo, AudioRejectedError, probe_isolated
 from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.models import Job
+from voxflow.logs import bind_job_id, unbind_job_id
 from voxflow.storage import Storage, source_key
 from voxflow.web.errors import ApiError
 
@@ -69,16 +71,21 @@ def store_and_record(
     storage: Storage,
     sessions: sessionmaker[Session],
     settings: IngestSettings,
+    record: Callable[[Session, Job], None] | None = None,
 ) -> Job:
-    """Store the audio, then commit the job (which publishes it); undo the file on failure."""
+    """Store the audio, then commit the job (which publishes it); undo the file on failure.
+
+    `record` runs in the job's transaction (the idempotency key's answer is stored there).
+    """
     job_id = uuid.uuid4()
     key = source_key(tenant, job_id)
     storage.put_file(key, Path(upload.path))
+    bound = bind_job_id(job_id)  # the logs of recording it carry the job id
     try:
         with session_scope(sessions) as session:
             job_options = options.model_dump(exclude_none=True)
             job_options.setdefault("model", settings.whisper_model)
-            return service.create_job(
+            job = service.create_job(
                 session,
                 job_id=job_id,
                 tenant=tenant,
@@ -90,6 +97,9 @@ def store_and_record(
                 content_sha256=upload.sha256,
                 max_attempts=settings.max_attempts,
             )
+            if record is not None:
+                record(session, job)
+            return job
     except BaseException as exc:
         storage.delete(key)  # no stored audio without a job
         if isinstance(exc, OperationalError):
@@ -101,3 +111,5 @@ def store_and_record(
                 {"Retry-After": "5"},
             ) from exc
         raise
+    finally:
+        unbind_job_id(bound)

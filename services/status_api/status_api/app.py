@@ -9,9 +9,12 @@ from fastapi import FastAPI
 
 from status_api import routes
 from status_api.settings import StatusSettings
+from voxflow.logs import configure_logging
+from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
 from voxflow.storage import make_storage
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
+from voxflow.web.observability import install_observability
 from voxflow.web.runtime import Runtime
 
 
@@ -21,6 +24,8 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or StatusSettings()
+        configure_logging("status_api")
+        setup_tracing("status_api")  # before the engine exists, so that its SQL is traced
         runtime = Runtime.build(resolved, make_storage(resolved))
         app.state.settings = resolved
         app.state.runtime = runtime
@@ -28,14 +33,17 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
             yield
         finally:
             runtime.close()
+            flush_tracing()
 
     app = FastAPI(
         title="Voxflow status API",
         summary="Job state, timeline, transcripts and LLM-written notes.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
     )
     install_error_handlers(app)
+    install_observability(app, "status_api")
     app.include_router(health_router)
     app.include_router(routes.router)
     return app

@@ -22,9 +22,11 @@ from voxflow.formats import DEFAULT_MAX_LINE_CHARS
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
-from voxflow.web.runtime import read_session
+from voxflow.web.observability import bind_request_job
+from voxflow.web.runtime import get_runtime, read_session
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# Logs of a request about one job carry its id.
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
 ReadSession = Annotated[Session, Depends(read_session)]
 
@@ -135,3 +137,28 @@ def get_transcript(
 def list_results(job_id: str, tenant: Tenant, session: ReadSession) -> ResultsView:
     """The notes written from the transcript, with token usage and cost totals."""
     return service.list_results(session, tenant, job_id)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a job",
+    responses=error_responses(401, 404, 409),
+)
+def cancel_job(job_id: str, tenant: Tenant, request: Request, settings: Settings) -> JobView:
+    """Stop a job that has not finished; a running stage stops within about a second."""
+    runtime = get_runtime(request)
+    return service.cancel_job(runtime.sessions, tenant, job_id, settings.public_status_url)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a job and everything it produced",
+    responses=error_responses(401, 404),
+)
+def delete_job(job_id: str, tenant: Tenant, request: Request) -> Response:
+    """Remove the audio, transcript, notes, cost records and timeline (cancels it first)."""
+    runtime = get_runtime(request)
+    service.delete_job(runtime.sessions, runtime.storage, tenant, job_id)
+    return Response(status_code=204)

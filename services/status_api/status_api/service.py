@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from status_api.schemas import (
     CallView,
@@ -26,9 +26,11 @@ from status_api.schemas import (
     Usage,
 )
 from voxflow import formats
-from voxflow.jobs import repository
+from voxflow.db import session_scope
+from voxflow.jobs import control, repository
 from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
+from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
 
 DEFAULT_LIMIT = 20
@@ -260,3 +262,25 @@ def list_results(session: Session, tenant: str, raw_id: str) -> ResultsView:
         totals=_totals(results, calls),
         calls=[_call_view(c) for c in calls],
     )
+
+
+def cancel_job(sessions: sessionmaker[Session], tenant: str, raw_id: str, base_url: str) -> JobView:
+    """Cancel the tenant's unfinished job; 409 if it has already finished."""
+    with session_scope(sessions) as session:
+        job = get_job(session, tenant, raw_id)
+        canceled = control.cancel(session, job.id, actor=f"tenant:{tenant}")
+        if canceled is None:
+            session.refresh(job)
+            raise ApiError(
+                409, "job_finished",
+                f"Job {job.id} has already finished ({job.status}) and cannot be canceled.",
+            )  # fmt: skip
+        return job_view(canceled, base_url)
+
+
+def delete_job(sessions: sessionmaker[Session], storage: Storage, tenant: str, raw_id: str) -> None:
+    """Delete the tenant's job, its audio, transcript, notes and history (canceling it first)."""
+    with session_scope(sessions) as session:
+        job = get_job(session, tenant, raw_id)
+        control.cancel(session, job.id, actor=f"tenant:{tenant}")  # a worker stops writing
+        control.delete_job(session, storage, job)

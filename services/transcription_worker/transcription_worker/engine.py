@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from transcription_worker.options import DecodeOptions
+from voxflow.observability import metrics
 from voxflow.settings import ModelSettings, TranscriptionSettings
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class WhisperEngine:
             cpu_threads=self.settings.whisper_cpu_threads,
         )
         self.load_seconds[name] = time.perf_counter() - started
+        metrics.MODEL_LOAD.labels(model=name).set(self.load_seconds[name])
         log.info("loaded model %s on %s/%s in %.2fs", name, device, compute,
                  self.load_seconds[name])  # fmt: skip
         return _Loaded(model, BatchedInferencePipeline(model), time.monotonic())

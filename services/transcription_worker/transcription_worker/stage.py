@@ -22,6 +22,7 @@ from voxflow.jobs import service
 from voxflow.jobs.errors import JobError, LeaseLostError, PermanentJobError
 from voxflow.jobs.models import Job, Transcript
 from voxflow.jobs.states import JobStatus
+from voxflow.observability import metrics, tracing
 from voxflow.worker.lease import Heartbeat
 from voxflow.worker.runtime import WorkerRuntime
 
@@ -158,7 +159,8 @@ def _run_batch(
             raise
         for job, result in zip(ready, results, strict=True):
             try:
-                _finish(runtime, job, owner, result, options)
+                with _own_trace(job, leader):
+                    _finish(runtime, job, owner, result, options)
             except LeaseLostError:
                 log.warning("lost the lease on batched job %s", job.id)
         for mate in mates:
@@ -166,6 +168,18 @@ def _run_batch(
                 _fail(runtime, mate, owner, errors[mate.id])
     if leader.id in errors:
         raise errors[leader.id]
+
+
+@contextmanager
+def _own_trace(job: Job, leader: Job) -> Iterator[None]:
+    """Store a mate's transcript in its own trace (linked to the leader's stage span)."""
+    if job is leader:
+        yield
+        return
+    attributes = {**tracing.job_attributes(job), "voxflow.stage": JobStatus.TRANSCRIBING.value,
+                  "voxflow.batch_leader": str(leader.id)}  # fmt: skip
+    with tracing.job_span("stage transcribing", job.trace_context, attributes):
+        yield
 
 
 @contextmanager
@@ -199,6 +213,10 @@ def _finish(
     result: TranscriptionResult,
     options: DecodeOptions,
 ) -> None:
+    # The work is done whether or not the commit below still finds the job ours.
+    metrics.record_transcription(
+        result.model, result.mode, result.duration_seconds, result.processing_seconds
+    )
     row = Transcript(
         job_id=job.id,
         language=result.language,

@@ -88,14 +88,21 @@ def run(
     host: str = "127.0.0.1",
     ingest_port: int = 8000,
     status_port: int = 8001,
+    metrics_port_base: Annotated[
+        int, typer.Option(help="Workers' and sweeper's /metrics on base+1..3 (0: free ports).")
+    ] = 9100,
 ) -> None:
     """Run PostgreSQL, Redis and all four services in the foreground (Ctrl-C stops)."""
-    stack = Stack(data_dir=data_dir, host=host, ingest_port=ingest_port, status_port=status_port)
+    stack = Stack(
+        data_dir=data_dir, host=host, ingest_port=ingest_port, status_port=status_port,
+        metrics_port_base=metrics_port_base,
+    )  # fmt: skip
     info = stack.start()
     console.print(
         Panel.fit(
             f"ingest API  {info.ingest_url}/docs\nstatus API  {info.status_url}/docs\n"
-            f"database    {info.database_url}\nbroker      {info.redis_url}\n\n"
+            f"database    {info.database_url}\nbroker      {info.redis_url}\n"
+            f"metrics     {' '.join(info.metrics_urls.values())}\n\n"
             "create a key: voxflow keys create --tenant demo",
             title="Voxflow is running (Ctrl-C stops)",
         )
@@ -203,6 +210,7 @@ def demo(
         ingest_port=_free_port(),
         status_port=_free_port(),
         log_dir=data_dir / "logs",
+        metrics_port_base=0,
     )
     with console.status("starting PostgreSQL, Redis and the four services..."):
         info = stack.start()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ from voxflow.migrate import upgrade
 log = logging.getLogger(__name__)
 
 STATE_FILE = "stack.json"
+# Ports of the /metrics endpoints that are not an API's, above Stack.metrics_port_base.
+METRICS_PORT_OFFSETS = {"transcription_worker": 1, "llm_worker": 2, "sweeper": 3}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class StackInfo:
     ingest_url: str
     status_url: str
     pid: int
+    # Prometheus targets: service name -> URL of its process group's /metrics.
+    metrics_urls: dict[str, str] = field(default_factory=dict)
 
 
 def read_stack_info(data_dir: Path) -> StackInfo | None:
@@ -63,6 +69,7 @@ class Stack:
     transcription_concurrency: int = 1
     llm_concurrency: int = 1
     log_dir: Path | None = None  # children write here (one file each) instead of our stdout
+    metrics_port_base: int = 9100  # workers and sweeper on base+1, +2, +3; 0: any free ports
     embedded: EmbeddedServers | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     info: StackInfo | None = None
@@ -109,17 +116,21 @@ class Stack:
         }
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
+        groups, metrics_urls = self._metrics(ingest_url, status_url)
         for name, command in self._commands().items():
             output = None
             if self.log_dir is not None:
                 output = (self.log_dir / f"{name}.log").open("ab")
             # A new session each: Ctrl-C reaches only us, and we stop children in order.
             self.children[name] = subprocess.Popen(
-                command, env=env, start_new_session=True, stdout=output, stderr=output
-            )
+                command, env={**env, **groups.get(name, {})}, start_new_session=True,
+                stdout=output, stderr=output,
+            )  # fmt: skip
             if output is not None:
                 output.close()  # the child holds its own descriptor
-        self.info = StackInfo(database_url, redis_url, ingest_url, status_url, os.getpid())
+        self.info = StackInfo(
+            database_url, redis_url, ingest_url, status_url, os.getpid(), metrics_urls
+        )
         try:
             self._wait_ready([ingest_url, status_url], ready_timeout)
         except BaseException:
@@ -127,6 +138,31 @@ class Stack:
             raise
         (self.data_dir / STATE_FILE).write_text(json.dumps(asdict(self.info)))
         return self.info
+
+    def _metrics(
+        self, ingest_url: str, status_url: str
+    ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Each service's metrics environment, and the URL Prometheus scrapes it at.
+
+        Every service is a process group with a metrics directory of its own, emptied here
+        (this run starts the group). The APIs serve /metrics on their port; the workers'
+        main processes and the sweeper on a port of their own.
+        """
+        root = self.data_dir.resolve() / "metrics"
+        groups: dict[str, dict[str, str]] = {}
+        urls = {"ingest_api": f"{ingest_url}/metrics", "status_api": f"{status_url}/metrics"}
+        for name in self._commands():
+            folder = root / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            groups[name] = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+            if name in urls:
+                continue
+            offset = METRICS_PORT_OFFSETS[name]
+            port = self.metrics_port_base + offset if self.metrics_port_base else _free_port()
+            groups[name] |= {"VOXFLOW_METRICS_PORT": str(port), "VOXFLOW_METRICS_HOST": self.host}
+            urls[name] = f"http://{self.host}:{port}/metrics"
+        return groups, urls
 
     def _wait_ready(self, urls: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -184,3 +220,10 @@ class Stack:
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -52,6 +52,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     progress: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    # The upload's W3C trace context (traceparent): every stage's span continues that trace,
+    # even when the sweeper re-publishes the job's message without any context of its own.
+    trace_context: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
 
     source_key: Mapped[str] = mapped_column(Text, nullable=False)
     source_filename: Mapped[str | None] = mapped_column(Text)
@@ -74,6 +77,8 @@ class Job(Base):
     transcribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     generation_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when retention (or a delete) removed the stored audio; the transcript stays.
+    audio_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class JobEvent(Base):
@@ -156,6 +161,27 @@ class LlmCall(Base):
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), nullable=False, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = _now()
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a tenant sent with an upload, and the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # in_flight, done
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_body: Mapped[Any | None] = mapped_column(JSONB)
+    response_headers: Mapped[Any | None] = mapped_column(JSONB)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
 
 
 class ApiKey(Base):

@@ -8,11 +8,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from voxflow.jobs.models import ApiKey, Job, JobEvent, LlmCall, LlmResult, Transcript
+from voxflow.jobs.models import (
+    ApiKey,
+    IdempotencyKey,
+    Job,
+    JobEvent,
+    LlmCall,
+    LlmResult,
+    Transcript,
+)
 from voxflow.jobs.states import JobStatus
 
 
@@ -259,3 +267,25 @@ def tenant_spend_since(session: Session, tenant: str, since: datetime) -> Decima
         LlmCall.tenant == tenant, LlmCall.created_at >= since
     )
     return Decimal(session.scalar(stmt) or 0)
+
+
+def count_by_status(
+    session: Session, statuses: Sequence[JobStatus]
+) -> dict[str, tuple[int, float]]:
+    """Per status: how many jobs are in it, and seconds since the oldest of them entered it."""
+    # Every transition sets updated_at, and nothing else touches a waiting job's row.
+    age = func.extract("epoch", func.now() - func.min(Job.updated_at))
+    stmt = (
+        select(Job.status, func.count(), age)
+        .where(Job.status.in_([s.value for s in statuses]))
+        .group_by(Job.status)
+    )
+    return {
+        status: (int(count), float(oldest or 0)) for status, count, oldest in session.execute(stmt)
+    }
+
+
+def purge_idempotency_keys(session: Session) -> int:
+    """Delete idempotency keys past their expiry; returns how many went."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= func.now()))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,7 @@ from voxflow.jobs.states import (
     JobStatus,
     can_transition,
 )
+from voxflow.observability import metrics, tracing
 from voxflow.queue.enqueue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -85,10 +87,13 @@ def create_job(
         content_sha256=content_sha256,
         attempts=0,
         max_attempts=max_attempts,
+        trace_context=tracing.trace_carrier(),  # every stage continues the upload's trace
     )
+    trace.get_current_span().set_attributes(tracing.job_attributes(job))
     repository.add_job(session, job)
     repository.add_event(session, job_id, None, JobStatus.QUEUED, actor="ingest_api")
     enqueue_after_commit(session, job_id, JobStatus.QUEUED)
+    metrics.count_job_created(session)  # counted once committed, like the publish
     return job
 
 
@@ -174,6 +179,7 @@ def finish_transcription(
         values={"finished_at": func.now()},
     )
     assert done is not None  # the row is locked by our own update in this transaction
+    metrics.count_job_completed(session)
     return done
 
 
@@ -198,6 +204,7 @@ def finish_generation(session: Session, job_id: uuid.UUID, owner: str) -> Job:
     )
     if job is None:
         raise LeaseLostError(f"worker {owner} no longer holds job {job_id}")
+    metrics.count_job_completed(session)
     return job
 
 
@@ -212,7 +219,7 @@ def fail(
     actor: str | None = None,
 ) -> Job | None:
     """Fail a job with a reason, if it is still in `source` (and owned by `owner`)."""
-    return _move(
+    job = _move(
         session,
         job_id,
         source,
@@ -227,6 +234,9 @@ def fail(
             "finished_at": func.now(),
         },
     )
+    if job is not None:
+        metrics.count_job_failed(session, code)
+    return job
 
 
 def release(
@@ -277,9 +287,21 @@ def sweep(session: Session, *, republish_after: timedelta, limit: int = 100) -> 
             values=dict(_RELEASE_LEASE),
         )
         if moved is not None:
-            enqueue_after_commit(session, job.id, RUNNING_TO_WAITING[running])
+            enqueue_after_commit(
+                session,
+                job.id,
+                RUNNING_TO_WAITING[running],
+                requeue_reason="lease_expired",
+                trace_context=job.trace_context,
+            )
             report.requeued.append(job.id)
     for job in repository.lock_stale_waiting(session, republish_after, limit):
-        enqueue_after_commit(session, job.id, JobStatus(job.status))
+        enqueue_after_commit(
+            session,
+            job.id,
+            JobStatus(job.status),
+            requeue_reason="message_lost",
+            trace_context=job.trace_context,
+        )
         report.republished.append(job.id)
     return report

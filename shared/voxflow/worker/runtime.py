@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.concurrency import get_implementation
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,14 +24,17 @@ from voxflow.jobs import service
 from voxflow.jobs.errors import JobError, LeaseLostError, PermanentJobError
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import WAITING_TO_RUNNING, JobStatus
-from voxflow.settings import DatabaseSettings, JobSettings, StorageSettings
+from voxflow.logs import job_context
+from voxflow.observability import metrics, tracing
+from voxflow.settings import DatabaseSettings, JobSettings, MetricsSettings, StorageSettings
 from voxflow.storage import Storage, make_storage
 from voxflow.worker.lease import Heartbeat
+from voxflow.worker.observability import install_worker_observability
 
 log = logging.getLogger(__name__)
 
 
-class WorkerSettings(DatabaseSettings, StorageSettings, JobSettings):
+class WorkerSettings(DatabaseSettings, StorageSettings, JobSettings, MetricsSettings):
     """Settings every worker reads."""
 
 
@@ -66,9 +74,17 @@ def install_process_hooks(
 ) -> None:
     """Rebuild connections after fork, run `on_start` (model preload); clean up at exit."""
 
+    @worker_init.connect(weak=False)
+    def _main(sender: Any = None, **_: Any) -> None:
+        # Pools that do not fork (solo, threads) run tasks here and send no worker_process_init.
+        if not _forks(getattr(sender, "pool_cls", None)):
+            tracing.setup_tracing(app.main or "worker")
+
     @worker_process_init.connect(weak=False)
     def _init(**_: Any) -> None:
         global _runtime  # noqa: PLW0603
+        # After fork, never before: a batch exporter's thread does not survive fork.
+        tracing.setup_tracing(app.main or "worker")
         # Pooled connections inherited through fork must not be shared with the parent.
         if _runtime is not None:
             _runtime.engine.dispose(close=False)
@@ -83,16 +99,26 @@ def install_process_hooks(
             on_stop()
         if _runtime is not None:
             _runtime.engine.dispose()
+        tracing.shutdown_tracing()  # children leave by os._exit: export their last spans now
 
-    _ = app
+    install_worker_observability(app)
+
+
+def _forks(pool: Any) -> bool:
+    """Whether a worker's pool (a name such as `solo`, or a class) runs tasks in forked children."""
+    if pool is None:
+        return True  # unknown: leave tracing to worker_process_init, if it comes
+    try:
+        implementation = get_implementation(pool)
+    except Exception:
+        return True
+    return isinstance(implementation, type) and issubclass(implementation, PreforkPool)
 
 
 Work = Callable[[Job, Heartbeat], None]
 
 
-def run_stage(  # noqa: PLR0911 (each outcome is named where it happens)
-    job_id: str, waiting: JobStatus, owner: str, failure_code: str, work: Work
-) -> str:
+def run_stage(job_id: str, waiting: JobStatus, owner: str, failure_code: str, work: Work) -> str:
     """Claim a job for one stage, run `work` under a heartbeat, and settle failures.
 
     Returns what happened (`done`, `skipped`, `lease_lost`, `failed`, `retry`) for logs
@@ -104,14 +130,36 @@ def run_stage(  # noqa: PLR0911 (each outcome is named where it happens)
     except ValueError:
         log.warning("ignoring a message with an invalid job id %r", job_id)
         return "skipped"
-    settings = runtime.settings
-    lease = timedelta(seconds=settings.lease_seconds)
+    lease = timedelta(seconds=runtime.settings.lease_seconds)
     with session_scope(runtime.sessions) as session:
         job = service.claim(session, jid, waiting, owner, lease)
     if job is None:
         log.info("job %s is not waiting for this stage; skipping", jid)
         return "skipped"
     running = WAITING_TO_RUNNING[waiting]
+    attributes = {**tracing.job_attributes(job), "voxflow.stage": running.value,
+                  "voxflow.worker": owner}  # fmt: skip
+    started = time.perf_counter()
+    # The job's trace, from its row: whoever published this message (the sweeper too).
+    with (
+        job_context(jid),  # the stage's logs carry the job id
+        tracing.job_span(f"stage {running.value}", job.trace_context, attributes) as span,
+    ):
+        outcome = _run_claimed(runtime, job, running, owner, failure_code, work)
+        span.set_attribute("voxflow.outcome", outcome)
+        if outcome in ("failed", "retry"):
+            span.set_status(StatusCode.ERROR, outcome)
+    elapsed = time.perf_counter() - started
+    metrics.STAGE_DURATION.labels(stage=running.value, outcome=outcome).observe(elapsed)
+    return outcome
+
+
+def _run_claimed(
+    runtime: WorkerRuntime, job: Job, running: JobStatus, owner: str, failure_code: str, work: Work
+) -> str:
+    jid = job.id
+    settings = runtime.settings
+    lease = timedelta(seconds=settings.lease_seconds)
     heartbeat = Heartbeat(
         runtime.sessions, jid, running, owner,
         lease=lease, interval=settings.heartbeat_seconds,
@@ -124,9 +172,11 @@ def run_stage(  # noqa: PLR0911 (each outcome is named where it happens)
         log.warning("lost the lease on job %s; another worker will finish it", jid)
         return "lease_lost"
     except PermanentJobError as exc:
+        trace.get_current_span().record_exception(exc)
         _fail(runtime, jid, running, owner, exc.code, exc.message)
         return "failed"
     except Exception as exc:
+        trace.get_current_span().record_exception(exc)
         log.exception("stage %s of job %s failed (attempt %d)", running, jid, job.attempts)
         message = f"{type(exc).__name__}: {exc}"[:1000]
         code = exc.code if isinstance(exc, JobError) else failure_code

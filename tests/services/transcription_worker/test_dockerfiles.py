@@ -484,6 +484,7 @@ def test_sets_its_device_and_only_real_settings(kind: str) -> None:
     env = environment(runtime, all_stages)
     assert env["VOXFLOW_WHISPER_DEVICE"] == DEVICES[kind]
     fields = {*TranscriptionWorkerSettings.model_fields, *QueueSettings.model_fields}
+    fields |= {"log_level", "log_format"}  # read from the environment by voxflow.logs
     for key in env:
         if key.startswith("VOXFLOW_"):
             assert key.removeprefix("VOXFLOW_").lower() in fields, f"{key} is no setting"

@@ -17,6 +17,7 @@ from typing import Literal
 import redis
 
 from llm_worker.router.config import BreakerPolicy
+from voxflow.observability.metrics import set_breaker
 
 State = Literal["closed", "open", "half_open"]
 PREFIX = "voxflow:llm:breaker:"
@@ -87,6 +88,7 @@ class Breakers:
         """May a call go to this deployment? "probe" means this caller tests recovery."""
         verdict = self._allow(keys=self._keys(name), args=[self.policy.cooldown_seconds])
         text = _text(verdict)
+        set_breaker(name, "closed" if text == "closed" else "open")  # a probe: still open
         if text == "open":
             return None
         return "probe" if text == "probe" else "closed"
@@ -103,20 +105,25 @@ class Breakers:
                 f"{id(self)}:{self._sequence}",
             ],
         )  # fmt: skip
-        return "open" if _text(state) == "open" else "closed"
+        result: State = "open" if _text(state) == "open" else "closed"
+        set_breaker(name, result)
+        return result
 
     def state(self, name: str) -> State:
         """The circuit's state as an observer sees it (no probe is taken)."""
         raw = self.redis.hget(f"{PREFIX}{name}", "open_until")
         open_until = float(raw) if raw else 0.0
-        if open_until == 0:
-            return "closed"
-        seconds, micros = self.redis.time()
-        return "open" if seconds + micros / 1e6 < open_until else "half_open"
+        state: State = "closed"
+        if open_until:
+            seconds, micros = self.redis.time()
+            state = "open" if seconds + micros / 1e6 < open_until else "half_open"
+        set_breaker(name, state)
+        return state
 
     def reset(self, name: str) -> None:
         """Forget a deployment's history (operators, tests)."""
         self.redis.delete(*self._keys(name))
+        set_breaker(name, "closed")
 
 
 def _text(value: object) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import redis
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from llm_worker.router import selection
 from llm_worker.router.base import Completion, CompletionRequest, Provider, ProviderError
@@ -26,8 +28,10 @@ from llm_worker.router.cache import ResponseCache, cache_key
 from llm_worker.router.config import Deployment, RouterConfig
 from llm_worker.router.policy import Action, action_for, backoff_seconds, counts_against_breaker
 from llm_worker.router.providers import build_provider
+from llm_worker.router.telemetry import record_attempts
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("voxflow.llm")
 
 ProviderFactory = Callable[[Deployment], Provider]
 
@@ -70,6 +74,37 @@ class RoutingError(Exception):
 
 def _default_factory(deployment: Deployment) -> Provider:
     return build_provider(deployment.provider_config())
+
+
+def _traced_call(
+    provider: Provider, deployment: Deployment, request: CompletionRequest, retry: int
+) -> Completion:
+    """One provider call in a span of its own: the SDKs' httpx2 transport is not instrumented."""
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.provider.name": provider.name,
+        "gen_ai.request.model": deployment.model,
+        "gen_ai.request.max_tokens": request.max_tokens,
+        "voxflow.llm.deployment": deployment.name,
+        "voxflow.llm.task": request.task,
+        "voxflow.llm.retry": retry,
+    }
+    with _tracer.start_as_current_span("llm.call", attributes=attributes) as span:
+        try:
+            completion = provider.complete(request)
+        except ProviderError as exc:
+            span.set_attribute("voxflow.llm.outcome", exc.code)
+            raise
+        cost = deployment.cost(completion.tokens_in, completion.tokens_out)
+        span.set_attributes(
+            {
+                "voxflow.llm.outcome": "ok",
+                "gen_ai.response.model": completion.model,
+                "gen_ai.usage.input_tokens": completion.tokens_in,
+                "gen_ai.usage.output_tokens": completion.tokens_out,
+                "voxflow.llm.cost_usd": float(cost),
+            }
+        )
+        return completion
 
 
 class Router:
@@ -128,6 +163,15 @@ class Router:
         self, request: CompletionRequest, *, template: str, free_only: bool = False
     ) -> Routed:
         """Answer a request, from the cache or the first deployment that succeeds."""
+        try:
+            routed = self._route(request, template, free_only=free_only)
+        except RoutingError as exc:
+            record_attempts(self.config, exc.attempts)
+            raise
+        record_attempts(self.config, routed.attempts)
+        return routed
+
+    def _route(self, request: CompletionRequest, template: str, *, free_only: bool) -> Routed:
         ordered = self.candidates(request, free_only=free_only)
         if not ordered:
             raise RoutingError(
@@ -205,7 +249,7 @@ class Router:
         while True:
             started = time.perf_counter()
             try:
-                completion = provider.complete(sized)
+                completion = _traced_call(provider, deployment, sized, retry)
             except ProviderError as exc:
                 elapsed = int((time.perf_counter() - started) * 1000)
                 attempts.append(Attempt(deployment.name, provider.name, deployment.model,

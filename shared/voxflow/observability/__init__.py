@@ -1,0 +1,1 @@
+"""Observability: traces (tracing.py), metrics and logs shared by every Voxflow process."""

@@ -1,0 +1,1 @@
+"""Tests of infra/: Prometheus, alert rules, Grafana provisioning and dashboards, OTel collector."""
