@@ -5,7 +5,8 @@
 Part 1 (mode per length) transcribes three workloads with the worker's `WhisperEngine`,
 model loaded once, one file at a time, in `sequential` and in `batched` mode: voice notes
 of about 5 s and 15 s, and recordings of about 5 minutes. It reports throughput (audio
-seconds per wall second) and WER for each, which is what the default mode is chosen from.
+seconds per wall second), WER, and how much of the reference's punctuation survives (WER
+ignores it; readers and the note-taking LLMs do not): what the default mode is chosen from.
 
 Part 2 (micro-batching ceiling) decodes the 15 s notes in groups of 1, 4 and 8 with the
 batched pipeline (one clip per note, `clip_timestamps`), timing the encoder and the decoder
@@ -121,10 +122,23 @@ def run_modes(
             "wall_seconds": round(wall, 2),
             "throughput": round(audio / wall, 2),
             "wer": round(wer([r.text for r in files], texts), 4),
+            **punctuation([r.text for r in files], texts),
         }
         print(row, file=sys.stderr)
         rows.append(row)
     return rows
+
+
+_MARK = re.compile(r"[.,?!]")
+
+
+def punctuation(references: list[str], hypotheses: list[str]) -> dict[str, float | int]:
+    """How much punctuation survives (WER ignores it, readers and note-takers do not)."""
+    wanted = sum(len(_MARK.findall(text)) for text in references) or 1
+    return {
+        "punctuation_kept": round(sum(len(_MARK.findall(t)) for t in hypotheses) / wanted, 3),
+        "files_without_punctuation": sum(1 for t in hypotheses if not _MARK.search(t)),
+    }
 
 
 def run_ceiling(engine: Any, settings: Any, files: list[Recording]) -> list[dict[str, Any]]:
@@ -175,15 +189,17 @@ def _ignore(_fraction: float) -> None:
 def markdown(modes: list[dict[str, Any]], ceiling: list[dict[str, Any]]) -> str:
     """The two tables."""
     lines = [
-        "| Workload | Mode | Files | Audio s | Wall s | Throughput | vs sequential | WER |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Workload | Mode | Files | Audio s | Wall s | Throughput | vs sequential | WER "
+        "| Punctuation kept | Files without any |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = {r["workload"]: r["throughput"] for r in modes if r["mode"] == "sequential"}
     for r in modes:
         ratio = r["throughput"] / base[r["workload"]]
         lines.append(
             f"| {r['workload']} | {r['mode']} | {r['files']} | {r['audio_seconds']} | "
-            f"{r['wall_seconds']} | {r['throughput']:.1f}x | {ratio:.2f}x | {r['wer']:.3f} |"
+            f"{r['wall_seconds']} | {r['throughput']:.1f}x | {ratio:.2f}x | {r['wer']:.3f} | "
+            f"{r['punctuation_kept']:.0%} | {r['files_without_punctuation']} |"
         )
     lines += [
         "",

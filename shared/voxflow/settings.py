@@ -143,10 +143,10 @@ class TranscriptionSettings(BaseSettings):
     )
     whisper_cpu_threads: int = Field(default=0, description="CPU threads (0: library default).")
     whisper_mode: Literal["auto", "batched", "sequential"] = Field(
-        default="batched",
-        description="`batched` (BatchedInferencePipeline, the default: faster and as accurate "
-        "at every length measured), `sequential`, or `auto`: batched from "
-        "WHISPER_BATCHED_MIN_SECONDS of audio, sequential below.",
+        default="auto",
+        description="`batched` (BatchedInferencePipeline), `sequential`, or `auto` (the "
+        "default): batched from WHISPER_BATCHED_MIN_SECONDS of audio, sequential below, "
+        "where batched decoding drops punctuation from some short notes.",
     )
     whisper_batched_min_seconds: float = Field(
         default=30.0, description="In `auto` mode, shortest audio decoded in batched mode."
