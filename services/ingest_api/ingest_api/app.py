@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis
 from fastapi import FastAPI
 
+from ingest_api.limits import UploadLimits
 from ingest_api.routes import router
 from ingest_api.settings import IngestSettings
 from voxflow.audio import shutdown_probe_pool
+from voxflow.embedded import redis_client_url
 from voxflow.logs import configure_logging
 from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
 from voxflow.storage import make_storage
@@ -29,9 +32,19 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         setup_tracing("ingest_api")  # before the engine exists, so that its SQL is traced
         app.state.settings = configured
         app.state.runtime = Runtime.build(configured, make_storage(configured))
+        broker = (
+            redis.Redis.from_url(redis_client_url(configured.redis_url), socket_timeout=2)
+            if configured.redis_url
+            else None
+        )
+        app.state.limits = UploadLimits(
+            broker, configured.uploads_per_minute, configured.max_active_jobs
+        )
         try:
             yield
         finally:
+            if broker is not None:
+                broker.close()
             app.state.runtime.close()
             shutdown_probe_pool()
             flush_tracing()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api import idempotency, service
+from ingest_api.limits import UploadLimits
 from ingest_api.schemas import JobAccepted, JobLinks, JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import parse_upload
@@ -54,7 +55,7 @@ _UPLOAD_BODY = {
     response_model=JobAccepted,
     summary="Upload a recording and queue its transcription",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
 )
 async def create_job(
     request: Request, response: Response, tenant: Tenant
@@ -73,6 +74,10 @@ async def create_job(
             )
         )  # fmt: skip
     try:
+        if held is None or held.kind == "new":  # a replay is not a new upload
+            limits: UploadLimits = request.app.state.limits
+            await run_in_threadpool(limits.check_rate, tenant)
+            await run_in_threadpool(limits.check_quota, runtime.sessions, tenant)
         return await _create_job(request, response, tenant, held)
     except BaseException:
         if held is not None and held.kind == "new":

@@ -26,6 +26,17 @@ class IngestSettings(
 ):
     """Everything the ingestion API reads from the environment (prefix VOXFLOW_)."""
 
+    uploads_per_minute: int | None = Field(
+        default=300,
+        gt=0,
+        description="Uploads a tenant may start per minute (sliding window in Redis; a 429 "
+        "with Retry-After beyond it). Unset: no limit.",
+    )
+    max_active_jobs: int | None = Field(
+        default=1000,
+        gt=0,
+        description="Unfinished jobs a tenant may have at once (a 429 beyond it). Unset: no limit.",
+    )
     idempotency_ttl_seconds: float = Field(
         default=24 * 3600, gt=0, description="How long an Idempotency-Key and its answer are kept."
     )
