@@ -97,6 +97,12 @@ class UploadSettings(BaseSettings):
     probe_timeout_seconds: float = Field(
         default=120.0, description="Time allowed to probe and decode-check one upload."
     )
+    upload_deadline_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Whole-request deadline for an upload's body (a 408 `upload_too_slow` "
+        "beyond it).",
+    )
     max_options_bytes: int = Field(
         default=16 * 1024, description="Largest accepted `options` form field in bytes."
     )

@@ -55,7 +55,7 @@ _UPLOAD_BODY = {
     response_model=JobAccepted,
     summary="Upload a recording and queue its transcription",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 408, 409, 413, 415, 422, 429, 503),
 )
 async def create_job(
     request: Request, response: Response, tenant: Tenant
@@ -103,6 +103,7 @@ async def _create_job(
         spool_dir=settings.spool_dir,
         max_bytes=settings.max_upload_bytes,
         max_options_bytes=settings.max_options_bytes,
+        deadline_seconds=settings.upload_deadline_seconds,
     )
     try:
         options = service.parse_options(upload.options, settings)

@@ -6,6 +6,7 @@ so the body is parsed here from `request.stream()` and aborted as soon as it is 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
@@ -78,8 +79,13 @@ async def parse_upload(
     spool_dir: Path | None,
     max_bytes: int,
     max_options_bytes: int,
+    deadline_seconds: float | None = None,
 ) -> ParsedUpload:
-    """Parse a multipart body with a `file` part and an optional `options` part."""
+    """Parse a multipart body with a `file` part and an optional `options` part.
+
+    The whole body must arrive within `deadline_seconds`: a client trickling bytes would
+    otherwise hold a connection, a spool file and a worker slot for as long as it likes.
+    """
     fd, name = tempfile.mkstemp(prefix="voxflow-upload-", dir=spool_dir)
     path = Path(name)
     try:
@@ -96,7 +102,16 @@ async def parse_upload(
                 ) from exc
             parser.register("file", file_target)
             parser.register("options", options_target)
-            await _feed(parser, body, max_bytes)
+            try:
+                async with asyncio.timeout(deadline_seconds):
+                    await _feed(parser, body, max_bytes)
+            except TimeoutError as exc:
+                raise ApiError(
+                    408,
+                    "upload_too_slow",
+                    f"The upload did not arrive within {deadline_seconds:g} s; send it again "
+                    "over a faster connection.",
+                ) from exc
         if not file_target.seen:
             # The cleanup below must also run for this error, hence the raise inside the try.
             raise ApiError(422, "missing_file", "The form has no `file` part with the audio.")  # noqa: TRY301

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api.app import create_app
@@ -21,6 +27,7 @@ from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
 from voxflow.embedded import redis_client_url
 from voxflow.jobs import service
+from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 
 NOTE = (SAMPLES / "voice_note.ogg").read_bytes()
@@ -97,3 +104,53 @@ def test_a_redis_outage_lets_uploads_through() -> None:
     limits = UploadLimits(broken, per_minute=1, max_active=None)
     limits.check_rate("anyone")  # no exception: the limit fails open, and says so in the log
     limits.check_rate("anyone")
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The ingestion API under a real uvicorn, giving an upload's body 1 s to arrive."""
+    spool = tmp_path_factory.mktemp("spool")
+    app = create_app(IngestSettings(spool_dir=spool, upload_deadline_seconds=1.0))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"127.0.0.1:{port}", spool
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_trickling_upload_is_cut_off_at_the_deadline(
+    impatient: tuple[str, Path], sessions: sessionmaker[Session]
+) -> None:
+    # A real socket: the test client would hand the app the body without waiting.
+    address, spool = impatient
+    tenant, auth = new_tenant(sessions)
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="n.ogg"\r\n\r\n'
+    body = head + NOTE + b"\r\n--b--\r\n"
+    request = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: {address}\r\n"
+        f"Authorization: {auth['Authorization']}\r\n"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = address.split(":")
+    began = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        try:
+            for index in range(0, len(body), 4096):
+                conn.sendall(body[index : index + 4096])
+                time.sleep(0.2)  # about 20 KB/s: the whole body would take over 4 s
+        except OSError:
+            pass  # the server may close the connection once it has answered
+        answer = conn.recv(65536).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    assert "upload_too_slow" in answer
+    assert time.monotonic() - began < 4  # cut off, not read to the end
+    assert list(spool.iterdir()) == []  # nothing half-written left behind
+    with sessions() as session:
+        assert session.scalar(select(func.count()).where(Job.tenant == tenant)) == 0
