@@ -21,8 +21,8 @@ from llm_worker.router.base import (
 from llm_worker.router.providers.common import (
     JSON_INSTRUCTION,
     clean_message,
+    completion,
     elapsed_ms,
-    parse_json_output,
     started,
     status_error,
     token_count,
@@ -73,16 +73,7 @@ class AnthropicProvider:
         except ValueError as exc:  # a 200 whose body claims to be JSON but is not
             raise MalformedResponseError(f"{self.name}: response body is not JSON: {exc}") from exc
         latency = elapsed_ms(start)
-        text, model, tokens_in, tokens_out = self._read(response)
-        return Completion(
-            text=text,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            model=model,
-            provider=self.name,
-            latency_ms=latency,
-            output_json=parse_json_output(self.name, text) if request.json_output else None,
-        )
+        return completion(self.name, request, latency, self._read(response))
 
     def _read(self, response: Any) -> tuple[str, str, int, int]:
         if not isinstance(response, Message):  # the SDK hands back non-JSON bodies as str

@@ -14,6 +14,8 @@ from typing import Any, Final
 from llm_worker.router.base import (
     AuthError,
     BadRequestError,
+    Completion,
+    CompletionRequest,
     ContextTooLongError,
     MalformedResponseError,
     OverloadedError,
@@ -88,6 +90,22 @@ def strip_fences(text: str) -> str:
     stripped = text.strip()
     match = _FENCED.match(stripped)
     return match["body"].strip() if match else stripped
+
+
+def completion(
+    provider: str, request: CompletionRequest, latency_ms: int, read: tuple[str, str, int, int]
+) -> Completion:
+    """The normalised answer from what a vendor module read: text, model and token counts."""
+    text, model, tokens_in, tokens_out = read
+    return Completion(
+        text=text,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        model=model,
+        provider=provider,
+        latency_ms=latency_ms,
+        output_json=parse_json_output(provider, text) if request.json_output else None,
+    )
 
 
 def parse_json_output(provider: str, text: str) -> Any:
