@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools demo test test-embedded lint format run bench bench-quick migrate clean
+.PHONY: install tools demo test chaos test-embedded lint format run bench bench-quick migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -20,7 +20,7 @@ install: .venv/.installed  ## Create .venv with every service and the dev tools
 # when missing and apt-get is available (as root, or through passwordless sudo); otherwise the
 # tests say what is missing (a failure under CI=true, a skip elsewhere).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-tools:  ## Install what the tests need beyond Python: promtool and prometheus
+tools:  ## Install what the tests need beyond Python: promtool and prometheus; check kubectl
 	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(SUDO) apt-get update -qq && \
@@ -30,12 +30,19 @@ tools:  ## Install what the tests need beyond Python: promtool and prometheus
 	    echo "warning: promtool/prometheus not found; install Prometheus for the infra tests"; \
 	  fi; \
 	fi
+	@# tests/deploy renders k8s/ with kubectl's built-in kustomize (v5: kubectl 1.27 or newer);
+	@# Debian's kubernetes-client is too old, so it is not installed from there.
+	@command -v kubectl >/dev/null || \
+	  echo "warning: kubectl (1.27+) not found; the Kubernetes tests in tests/deploy need it"
 
 demo: install  ## Start the embedded stack, upload samples/voice_note.ogg, print transcript and notes
 	$(UV) run voxflow demo samples/voice_note.ogg
 
 test: install tools  ## Run the test suite (external servers if VOXFLOW_TEST_* are set, else embedded)
 	$(UV) run pytest
+
+chaos: install  ## The fault-injection tests at full size: 200 jobs across worker restarts (~6 min)
+	VOXFLOW_CHAOS_JOBS=200 $(UV) run pytest tests/chaos
 
 lint: install  ## ruff check, ruff format --check, mypy --strict
 	$(UV) run ruff check .

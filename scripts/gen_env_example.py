@@ -66,6 +66,7 @@ def settings_classes() -> list[type[BaseSettings]]:
     from voxflow import settings as fragments
     from voxflow.queue.celery_app import QueueSettings
     from voxflow.sweeper import SweeperSettings
+    from voxflow.webhooks.delivery import DeliverySettings
     from voxflow.worker.runtime import WorkerSettings
 
     shared = [
@@ -80,6 +81,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         QueueSettings,
         SweeperSettings,
         WorkerSettings,
+        DeliverySettings,
         IngestSettings,
         StatusSettings,
         TranscriptionWorkerSettings,

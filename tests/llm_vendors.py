@@ -256,6 +256,10 @@ def _handler_for(server: VendorServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             data = self.rfile.read(length)
+            if server._stopping.is_set():
+                # Stopped: kept-alive connections die too, as when a vendor goes down.
+                self.close_connection = True
+                return
             headers = {name.lower(): value for name, value in self.headers.items()}
             try:
                 body: Any = json.loads(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from voxflow.jobs import repository
 from voxflow.jobs.models import ApiKey
 
 KEY_PREFIX = "vf_"
+PREFIX_LENGTH = len(KEY_PREFIX) + 8  # the public part of a key, stored to find it and revoke it
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ def hash_key(secret: str) -> str:
 def issue_key(session: Session, tenant: str, name: str = "default") -> IssuedKey:
     """Create a key for `tenant` and store its hash."""
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    prefix = secret[: len(KEY_PREFIX) + 8]
+    prefix = secret[:PREFIX_LENGTH]
     key = ApiKey(
         id=uuid.uuid4(), tenant=tenant, name=name, prefix=prefix, key_hash=hash_key(secret)
     )
@@ -43,6 +45,10 @@ def issue_key(session: Session, tenant: str, name: str = "default") -> IssuedKey
 
 def authenticate(session: Session, secret: str) -> str | None:
     """Return the tenant a key belongs to, or None for an unknown or revoked key."""
-    # Lookup is by hash of the presented key, so timing reveals nothing about stored keys.
-    key = repository.find_api_key(session, hash_key(secret))
-    return key.tenant if key is not None else None
+    presented = hash_key(secret)
+    # The database only sees the public prefix; the secret part is checked here in constant
+    # time, so the time an answer takes says nothing about how much of a stored hash matched.
+    for key in repository.find_api_keys_by_prefix(session, secret[:PREFIX_LENGTH]):
+        if hmac.compare_digest(key.key_hash, presented):
+            return key.tenant
+    return None

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voxflow.webhooks.signing import decode_secret
 
 _CONFIG = SettingsConfigDict(env_prefix="VOXFLOW_", env_file=".env", extra="ignore")
 
@@ -49,10 +51,68 @@ class StorageSettings(BaseSettings):
         default=Path(".voxflow"),
         description="Directory for embedded servers' data and, by default, stored audio.",
     )
-    storage_backend: str = Field(default="local", description="Storage backend: `local`.")
+    storage_backend: str = Field(
+        default="local",
+        description="Storage backend: `local` (a directory every process can read) or `s3` "
+        "(an S3-compatible bucket, for workers and APIs that share no disk).",
+    )
     storage_root: Path | None = Field(
         default=None,
         description="Root directory of the local storage backend (default: DATA_DIR/storage).",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="S3 backend: bucket holding the audio (required for `s3`)."
+    )
+    s3_prefix: str = Field(
+        default="",
+        description="S3 backend: key prefix inside the bucket (e.g. `voxflow/`), so that one "
+        "bucket can serve several deployments.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 backend: endpoint of an S3-compatible server (MinIO: "
+        "http://minio:9000). Unset: AWS S3.",
+    )
+    s3_region: str | None = Field(
+        default=None,
+        description="S3 backend: the bucket's region. Unset: boto3's default (AWS_REGION, "
+        "AWS_DEFAULT_REGION, ~/.aws/config), else us-east-1.",
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        default=None,
+        description="S3 backend: access key id. Unset (with the secret): boto3's default "
+        "credential chain (environment, IAM role, IRSA or pod identity on Kubernetes).",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 backend: secret access key, set together with the key id."
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="S3 backend: `path` (endpoint/bucket/key; MinIO and most self-hosted "
+        "servers), `virtual` (bucket.endpoint/key) or `auto` (boto3 decides).",
+    )
+    s3_multipart_threshold_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1,
+        description="S3 backend: files at least this large are uploaded in parts, several at "
+        "a time.",
+    )
+    s3_multipart_chunk_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        le=5 * 1024 * 1024 * 1024,
+        description="S3 backend: size of one part of a multipart upload (S3 allows 5 MiB to "
+        "5 GiB); a streamed write buffers one part in memory.",
+    )
+    s3_server_side_encryption: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = Field(
+        default=None,
+        description="S3 backend: server-side encryption asked for on every upload. Unset: "
+        "the bucket's default encryption.",
+    )
+    s3_sse_kms_key_id: str | None = Field(
+        default=None,
+        description="S3 backend: KMS key for `aws:kms` encryption. Unset: the account's "
+        "default S3 key.",
     )
 
     def resolved_storage_root(self) -> Path:
@@ -247,3 +307,45 @@ class MetricsSettings(BaseSettings):
         description="Address the worker and sweeper /metrics endpoint listens on (0.0.0.0 in "
         "containers, so that Prometheus can reach it).",
     )
+
+
+class WebhookSettings(BaseSettings):
+    """Job webhooks: the signing secret, allowed destinations and retries (docs/webhooks.md)."""
+
+    model_config = _CONFIG
+
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs webhook deliveries (Standard Webhooks: `whsec_` and the "
+        "base64 of 24 to 64 random bytes). The ingestion API refuses a `webhook_url` (422 "
+        "`webhooks_disabled`) while it is unset; the worker delivering webhooks needs it too.",
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Let webhooks go to loopback, private, link-local and other non-public "
+        "addresses (checked at upload and before every delivery). Keep false unless every "
+        "tenant is trusted.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Time allowed to connect, send and read each delivery."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0, gt=0, description="Pause before the first retry; it doubles per attempt."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest pause between two attempts (a receiver's Retry-After included).",
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="A delivery is retried until this long after the event, then marked failed.",
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_secret(value.get_secret_value())  # raises ValueError with the reason
+        return value

@@ -1,5 +1,8 @@
 """The sweeper: re-enqueues jobs whose worker vanished (lease expired) or whose message was lost.
 
+It also publishes webhook deliveries that are due: retries after their backoff, attempts
+whose worker vanished, and deliveries whose message was lost.
+
 Run one or more (`voxflow sweeper`); their SQL locks with SKIP LOCKED, so replicas never
 handle the same job twice in one pass.
 """
@@ -33,6 +36,7 @@ from voxflow.settings import (
     StorageSettings,
 )
 from voxflow.storage import make_storage
+from voxflow.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +74,9 @@ def housekeep(sessions: sessionmaker[Session], settings: SweeperSettings) -> Non
 
 def sweep_once(sessions: sessionmaker[Session], settings: JobSettings) -> service.SweepReport:
     """Run one pass and commit it (messages go out after the commit)."""
+    republish_after = timedelta(seconds=settings.requeue_after_seconds)
     with session_scope(sessions) as session:
-        report = service.sweep(
-            session, republish_after=timedelta(seconds=settings.requeue_after_seconds)
-        )
+        report = service.sweep(session, republish_after=republish_after)
     # Committed: count what was done (a failed commit counts nothing).
     metrics.SWEEPER_REQUEUED.labels(reason="lease_expired").inc(len(report.requeued))
     metrics.SWEEPER_REQUEUED.labels(reason="message_lost").inc(len(report.republished))
@@ -82,6 +85,14 @@ def sweep_once(sessions: sessionmaker[Session], settings: JobSettings) -> servic
         log.info(
             "sweep: %d requeued after lost leases, %d failed (attempts), %d republished",
             len(report.requeued), len(report.failed), len(report.republished),
+        )  # fmt: skip
+    # Webhooks in a transaction of their own: a problem there never undoes the job sweep.
+    with session_scope(sessions) as session:
+        report.webhooks = webhooks.republish_due(session, older_than=republish_after)
+    if report.webhooks:
+        log.info(
+            "sweep: %d webhook deliveries due, published: %s",
+            len(report.webhooks), " ".join(str(d) for d in report.webhooks),
         )  # fmt: skip
     return report
 

@@ -2,7 +2,8 @@
 
 The stack runs on the suite's PostgreSQL server (a database of its own) and Redis, with its
 LLM worker routed to one priced OpenAI deployment on a loopback vendor server (tests.llm_vendors)
-and no local fallback, so that calls cost money and a vendor error fails a job.
+and no local fallback, so that calls cost money and a vendor error fails a job. Webhooks are
+on (a secret, loopback receivers allowed): its LLM worker delivers them.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import yaml
 from tests.conftest import ROOT, SAMPLES
 from tests.infra.promserver import free_port
 from tests.shared.observability.metric_helpers import scrape, value
+from tests.shared.webhooks.helpers import SECRET
 from voxflow.apikeys import issue_key
 from voxflow.cli.stack import STATE_FILE, StackInfo
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.queue.celery_app import publisher_app
-from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
+from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE
 
 VENDOR_KEY = "sk-infra-0123456789abcdef"
 TERMINAL = ("completed", "failed", "canceled")
@@ -58,6 +60,9 @@ def stack_env(database_url: str, openai_url: str, workdir: Path) -> dict[str, st
         # A waiting job whose message is 3 s old is published again (lost-message recovery).
         "VOXFLOW_REQUEUE_AFTER_SECONDS": "3",
         "VOXFLOW_SWEEP_INTERVAL_SECONDS": "0.5",
+        # Webhooks on, to receivers on loopback (tests.webhook_receiver).
+        "VOXFLOW_WEBHOOK_SECRET": SECRET,
+        "VOXFLOW_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
     }
 
 
@@ -74,7 +79,7 @@ class RunningStack:
         self.auth: dict[str, str] = {}
 
     def __enter__(self) -> Self:
-        self.broker.delete(TRANSCRIPTION_QUEUE, LLM_QUEUE)  # earlier tests' leftovers
+        self.broker.delete(TRANSCRIPTION_QUEUE, LLM_QUEUE, WEBHOOK_QUEUE)  # earlier leftovers
         command = [sys.executable, "-m", "voxflow.cli.main", "run", "--data-dir",
                    str(self.data_dir), "--ingest-port", str(free_port()), "--status-port",
                    str(free_port()), "--metrics-port-base", "0"]  # fmt: skip
@@ -113,13 +118,16 @@ class RunningStack:
         assert self.info is not None
         return self.info
 
-    def submit(self, tasks: list[str], **options: Any) -> str:
-        """Upload samples/voice_note.ogg with these tasks; the job id."""
+    def submit(self, tasks: list[str], webhook_url: str | None = None, **options: Any) -> str:
+        """Upload samples/voice_note.ogg with these tasks (and a webhook); the job id."""
+        data = {"options": json.dumps({"tasks": tasks, **options})}
+        if webhook_url is not None:
+            data["webhook_url"] = webhook_url
         response = httpx.post(
             f"{self.stack.ingest_url}/v1/jobs", headers=self.auth, timeout=60,
             files={"file": ("voice_note.ogg", (SAMPLES / "voice_note.ogg").read_bytes(),
                             "audio/ogg")},
-            data={"options": json.dumps({"tasks": tasks, **options})},
+            data=data,
         )  # fmt: skip
         assert response.status_code == 202, response.text
         job_id: str = response.json()["id"]

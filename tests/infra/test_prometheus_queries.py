@@ -5,9 +5,10 @@ prometheus.yml (targets and intervals changed) and alerts.yml. The jobs below ma
 series the infra uses exist, each through the code path that records it in production:
 
 - A: notes (`summary`) from a priced OpenAI deployment (a loopback vendor server): LLM calls,
-  tokens, cost, latency, a breaker that was consulted.
+  tokens, cost, latency, a breaker that was consulted; its webhook is delivered (2xx).
 - C: the same summary again (a cache hit) plus a `diary` (a second priced call).
-- B: a `custom` note the vendor refuses with an auth error: the job fails (`llm_auth`).
+- B: a `custom` note the vendor refuses with an auth error: the job fails (`llm_auth`); its
+  webhook's receiver answers 410 Gone, so the delivery fails at once.
 - D: a transcription-only job whose queue message is lost: the sweeper publishes it again
   (`message_lost`) and it completes.
 
@@ -45,6 +46,7 @@ from tests.infra.promserver import (
 from tests.infra.stackrun import VENDOR_KEY, RunningStack, stack_env
 from tests.llm_vendors import VendorServer, auth_error
 from tests.servers import Servers, scratch_database
+from tests.webhook_receiver import Receiver, Reply, receiving
 from voxflow.embedded import redis_client_url
 
 pytestmark = pytest.mark.e2e
@@ -61,13 +63,17 @@ class Observed:
     results: dict[str, dict[str, Any]]
 
 
-def run_jobs(stack: RunningStack, vendors: VendorServer) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_jobs(
+    stack: RunningStack, vendors: VendorServer, hooks: Receiver, gone: Receiver
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Jobs A, C, B and D of the module docstring, one after the other; final states, results."""
     jobs: dict[str, Any] = {}
-    jobs["A"] = stack.wait(stack.submit(["summary"]))
+    jobs["A"] = stack.wait(stack.submit(["summary"], webhook_url=hooks.url()))
     jobs["C"] = stack.wait(stack.submit(["summary", "diary"]))
     vendors.enqueue("openai", auth_error())
-    jobs["B"] = stack.wait(stack.submit(["custom"], instruction="List the names."))
+    jobs["B"] = stack.wait(
+        stack.submit(["custom"], webhook_url=gone.url(), instruction="List the names.")
+    )
     jobs["D"] = stack.wait(stack.submit_with_lost_message())
     results = {name: stack.get(f"/v1/jobs/{job['id']}/results") for name, job in jobs.items()
                if job["status"] == "completed"}  # fmt: skip
@@ -83,6 +89,8 @@ def observed(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iter
         closing(redis.Redis.from_url(redis_client_url(servers.redis_url))) as broker,
         scratch_database(servers.postgres_admin_url) as database,
         VendorServer(api_key=VENDOR_KEY) as vendors,
+        receiving() as hooks,
+        receiving(then=Reply(410)) as gone,
         RunningStack(workdir, stack_env(database, vendors.url("openai"), workdir), broker) as stack,
         Prometheus(scrape_config(stack.stack.metrics_urls, [ALERT_RULES]), workdir) as prom,
     ):
@@ -90,9 +98,13 @@ def observed(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iter
             lambda: set(prom.targets_up().values()) == {"up"}, "every target up", timeout=120
         )
         started = time.monotonic()
-        jobs, results = run_jobs(stack, vendors)
-        # Prometheus has seen the last job's counters, then a few more scrapes and evaluations.
-        counted = "sum(voxflow_jobs_completed_total) == 3 and sum(voxflow_jobs_failed_total) == 1"
+        jobs, results = run_jobs(stack, vendors, hooks, gone)
+        # Prometheus has seen the last job's counters and both webhooks settled, then a few
+        # more scrapes and evaluations.
+        counted = (
+            "sum(voxflow_jobs_completed_total) == 3 and sum(voxflow_jobs_failed_total) == 1"
+            " and sum(voxflow_webhook_deliveries_total) == 2"
+        )
         prom.wait_for(lambda: bool(prom.query(counted)), "Prometheus to count the jobs")
         time.sleep(3)
         print(f"jobs and scrapes took {time.monotonic() - started:.0f}s")
@@ -120,6 +132,11 @@ def test_prometheus_scrapes_every_service_with_the_infra_config(observed: Observ
     assert prom.scalar('sum(voxflow_jobs_failed_total{reason="llm_auth"})') == 1
     assert prom.scalar("sum(voxflow_llm_cache_hits_total)") == 1
     assert prom.scalar('sum(voxflow_sweeper_requeued_total{reason="message_lost"})') >= 1
+    deliveries = 'sum(voxflow_webhook_deliveries_total{{event="{}", outcome="{}"}})'
+    assert prom.scalar(deliveries.format("job.completed", "delivered")) == 1
+    assert prom.scalar(deliveries.format("job.failed", "failed")) == 1
+    assert prom.scalar('sum(voxflow_webhook_attempts_total{result="ok"})') == 1
+    assert prom.scalar('sum(voxflow_webhook_attempts_total{result="gone"})') == 1
 
 
 def test_every_alert_rule_is_valid_and_prometheus_evaluates_it(observed: Observed) -> None:

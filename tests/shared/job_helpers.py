@@ -23,7 +23,12 @@ LEASE = timedelta(minutes=5)
 
 
 def new_job(
-    session: Session, tenant: str, *, tasks: Sequence[str] = (), max_attempts: int = 3
+    session: Session,
+    tenant: str,
+    *,
+    tasks: Sequence[str] = (),
+    max_attempts: int = 3,
+    webhook_url: str | None = None,
 ) -> uuid.UUID:
     """Create a queued job (not committed) and return its id."""
     job_id = uuid.uuid4()
@@ -38,6 +43,7 @@ def new_job(
         duration_seconds=12.5,
         content_sha256="ab" * 32,
         max_attempts=max_attempts,
+        webhook_url=webhook_url,
     )
     return job_id
 

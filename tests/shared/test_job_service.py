@@ -242,6 +242,18 @@ def test_release_requeues_and_republishes_after_commit(
     assert published(servers, TRANSCRIPTION_QUEUE).count(job_id) == 2
 
 
+def test_release_on_shutdown_gives_the_attempt_back(db_session: Session, tenant: str) -> None:
+    job_id = new_job(db_session, tenant)
+    service.claim(db_session, job_id, JobStatus.QUEUED, WORKER, LEASE)
+    assert reload(db_session, job_id).attempts == 1
+    service.release(
+        db_session, job_id, JobStatus.TRANSCRIBING, WORKER, "worker shutdown", refund=True
+    )
+    assert reload(db_session, job_id).attempts == 0
+    event = repository.list_events(db_session, job_id)[-1]
+    assert event.detail == {"reason": "worker shutdown", "attempt_refunded": True}
+
+
 def test_forbidden_move_on_a_real_job_changes_nothing(db_session: Session, tenant: str) -> None:
     job_id = new_job(db_session, tenant)
     with pytest.raises(IllegalTransitionError):

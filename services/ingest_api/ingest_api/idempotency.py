@@ -12,7 +12,8 @@ taken in its own committed transaction before the body is read, so a concurrent 
 sees it at once; the response is stored in the same transaction as the job, so a job never
 exists without its key's answer. A request that fails lets the key go (the client may retry
 after fixing the request), and a key held longer than the upload deadline by a request that
-died is taken over. "Same request" means the same audio (SHA-256), file name and options.
+died is taken over. "Same request" means the same audio (SHA-256), file name, options and
+webhook URL.
 """
 
 from __future__ import annotations
@@ -61,9 +62,14 @@ def parse_key(raw: str | None) -> str | None:
     return raw
 
 
-def fingerprint(sha256: str, filename: str | None, options: dict[str, Any]) -> str:
+def fingerprint(
+    sha256: str, filename: str | None, options: dict[str, Any], webhook_url: str | None = None
+) -> str:
     """What makes two uploads "the same request"."""
-    material = json.dumps([sha256, filename, options], sort_keys=True, separators=(",", ":"))
+    parts: list[Any] = [sha256, filename, options]
+    if webhook_url is not None:  # absent, the fingerprint is the one stored before webhooks
+        parts.append(webhook_url)
+    material = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -109,8 +115,8 @@ def check_replay(held: Held, request_fingerprint: str) -> None:
     if held.fingerprint != request_fingerprint:
         raise ApiError(
             422, "idempotency_key_reused",
-            f"This {HEADER} was used for a different upload (other audio, file name or "
-            "options); use a new key for a new request.",
+            f"This {HEADER} was used for a different upload (other audio, file name, "
+            "options or webhook URL); use a new key for a new request.",
         )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from voxflow.jobs.models import Job
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, error_responses
 from voxflow.web.runtime import get_runtime
+from voxflow.webhooks.urls import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -30,6 +31,7 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,  # any other field is a 422 unexpected_field
                     "properties": {
                         "file": {
                             "type": "string",
@@ -41,8 +43,17 @@ _UPLOAD_BODY = {
                             "description": "JSON object: " + ", ".join(JobOptions.model_fields),
                             "example": '{"tasks": ["summary", "diary"]}',
                         },
+                        "webhook_url": {
+                            "type": "string",
+                            "maxLength": MAX_URL_LENGTH,
+                            "description": "An http(s) URL that gets a signed POST when the "
+                            "job completes, fails or is canceled (docs/webhooks.md).",
+                            "example": "https://example.com/hooks/voxflow",
+                        },
                     },
-                }
+                },
+                # What the file part may hold: audio, or a video with an audio track.
+                "encoding": {"file": {"contentType": "audio/*, video/*"}},
             }
         },
     }
@@ -107,9 +118,13 @@ async def _create_job(
     )
     try:
         options = service.parse_options(upload.options, settings)
-        same = idempotency.fingerprint(
-            upload.sha256, upload.filename, options.model_dump(mode="json", exclude_none=True)
+        webhook_url = await run_in_threadpool(
+            service.check_webhook_url, upload.webhook_url, settings
         )
+        same = idempotency.fingerprint(
+            upload.sha256, upload.filename, options.model_dump(mode="json", exclude_none=True),
+            webhook_url,
+        )  # fmt: skip
         if held is not None and held.kind == "done":
             idempotency.check_replay(held, same)
             return JSONResponse(
@@ -135,6 +150,7 @@ async def _create_job(
                 sessions=runtime.sessions,
                 settings=settings,
                 record=record,
+                webhook_url=webhook_url,
             )
         )
     finally:

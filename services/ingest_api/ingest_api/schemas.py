@@ -48,6 +48,10 @@ class JobOptions(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> JobOptions:
+        for name, value in self:
+            # PostgreSQL cannot store NUL in text or JSONB: refuse it here, not with a 500.
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name} must not contain NUL characters")
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError("tasks must not repeat")
         if "custom" in self.tasks and not (self.instruction and self.instruction.strip()):

@@ -20,8 +20,9 @@ from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.models import Job
 from voxflow.logs import bind_job_id, unbind_job_id
-from voxflow.storage import Storage, source_key
+from voxflow.storage import Storage, StorageError, source_key
 from voxflow.web.errors import ApiError
+from voxflow.webhooks import urls
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,22 @@ def parse_options(raw: bytes | None, settings: IngestSettings) -> JobOptions:
     return options
 
 
+def check_webhook_url(raw: bytes | None, settings: IngestSettings) -> str | None:
+    """Validate the `webhook_url` field: its form, then where it points (may query DNS)."""
+    url = raw.decode("utf-8", "replace").strip() if raw else ""
+    if not url:
+        return None
+    if settings.webhook_secret is None:
+        raise ApiError(
+            422, "webhooks_disabled",
+            "This server sends no webhooks: it has no signing secret (VOXFLOW_WEBHOOK_SECRET).",
+        )  # fmt: skip
+    try:
+        return urls.check_at_submission(url, allow_private=settings.webhook_allow_private_networks)
+    except urls.WebhookUrlError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+
+
 def check_audio(upload: ParsedUpload, settings: IngestSettings) -> AudioInfo:
     """Probe the spooled file in an isolated process; map rejections to 4xx errors."""
     if upload.size == 0:
@@ -72,6 +89,7 @@ def store_and_record(
     sessions: sessionmaker[Session],
     settings: IngestSettings,
     record: Callable[[Session, Job], None] | None = None,
+    webhook_url: str | None = None,
 ) -> Job:
     """Store the audio, then commit the job (which publishes it); undo the file on failure.
 
@@ -79,7 +97,16 @@ def store_and_record(
     """
     job_id = uuid.uuid4()
     key = source_key(tenant, job_id)
-    storage.put_file(key, Path(upload.path))
+    try:
+        storage.put_file(key, Path(upload.path))
+    except StorageError as exc:
+        log.warning("storage failed while storing an upload: %s", exc)
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            "The audio storage is unavailable; retry shortly.",
+            {"Retry-After": "5"},
+        ) from exc
     bound = bind_job_id(job_id)  # the logs of recording it carry the job id
     try:
         with session_scope(sessions) as session:
@@ -96,6 +123,7 @@ def store_and_record(
                 duration_seconds=audio.duration_seconds,
                 content_sha256=upload.sha256,
                 max_attempts=settings.max_attempts,
+                webhook_url=webhook_url,
             )
             if record is not None:
                 record(session, job)

@@ -12,6 +12,7 @@ from voxflow.settings import (
     ModelSettings,
     StorageSettings,
     UploadSettings,
+    WebhookSettings,
 )
 
 
@@ -23,6 +24,7 @@ class IngestSettings(
     ModelSettings,
     JobSettings,
     ApiSettings,
+    WebhookSettings,
 ):
     """Everything the ingestion API reads from the environment (prefix VOXFLOW_)."""
 

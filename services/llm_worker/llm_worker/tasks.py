@@ -1,4 +1,8 @@
-"""The `voxflow.generate` task: a transcript becomes the notes the job asked for."""
+"""The `voxflow.generate` task: a transcript becomes the notes the job asked for.
+
+This worker also runs `voxflow.deliver_webhook` when it consumes the `webhooks` queue
+(`-Q llm,webhooks`, as `voxflow run` starts it): both are I/O-bound HTTP work.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import make_celery
 from voxflow.queue.names import GENERATE_TASK
+from voxflow.webhooks.tasks import register as register_webhook_task
 from voxflow.worker.identity import worker_id
 from voxflow.worker.lease import Heartbeat
 from voxflow.worker.runtime import get_runtime, install_process_hooks, run_stage
@@ -56,6 +61,7 @@ def _drop_router() -> None:
 
 
 install_process_hooks(app, on_start=_drop_router, on_stop=_drop_router)
+register_webhook_task(app)
 
 
 def _free_only(job: Job, budget: BudgetPolicy) -> bool:

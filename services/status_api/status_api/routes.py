@@ -16,6 +16,7 @@ from status_api.schemas import (
     JobView,
     ResultsView,
     TranscriptFormat,
+    WebhookDeliveryView,
 )
 from status_api.settings import StatusSettings
 from voxflow.formats import DEFAULT_MAX_LINE_CHARS
@@ -83,6 +84,15 @@ def get_job(job_id: str, tenant: Tenant, session: ReadSession, settings: Setting
 def list_events(job_id: str, tenant: Tenant, session: ReadSession) -> list[EventView]:
     """Every state change of the job, oldest first."""
     return service.list_events(session, tenant, job_id)
+
+
+@router.get(
+    "/{job_id}/webhooks", summary="Get a job's webhook deliveries",
+    responses=error_responses(401, 404),
+)  # fmt: skip
+def list_webhooks(job_id: str, tenant: Tenant, session: ReadSession) -> list[WebhookDeliveryView]:
+    """Each webhook event of the job: status, attempts, last answer and next attempt."""
+    return service.list_webhooks(session, tenant, job_id)
 
 
 @router.get(

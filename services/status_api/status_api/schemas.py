@@ -40,6 +40,7 @@ class JobLinks(BaseModel):
     events: str
     transcript: str
     results: str
+    webhooks: str
 
 
 class JobView(BaseModel):
@@ -58,6 +59,9 @@ class JobView(BaseModel):
     options: dict[str, Any] = Field(description="Options given at upload.")
     source: JobSource
     error: JobErrorView | None = Field(description="Set when the job failed.")
+    webhook_url: str | None = Field(
+        description="Called when the job finishes; its deliveries are under `links.webhooks`."
+    )
     links: JobLinks
 
 
@@ -131,3 +135,22 @@ class ResultsView(BaseModel):
     results: list[ResultView]
     totals: Totals
     calls: list[CallView] = Field(description="Every LLM call, in order.")
+
+
+class WebhookDeliveryView(BaseModel):
+    """One webhook event of a job and how its delivery went."""
+
+    id: uuid.UUID = Field(description="The `webhook-id` header: the same on every attempt.")
+    event: Literal["job.completed", "job.failed", "job.canceled"]
+    url: str
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`pending` while attempts go on, `delivered` after a 2xx, `failed` after a "
+        "410 or when the retry window ended."
+    )
+    attempts: int
+    created_at: datetime = Field(description="When the event happened.")
+    last_attempt_at: datetime | None
+    last_status_code: int | None = Field(description="HTTP status of the last attempt, if any.")
+    last_error: str | None = Field(description="What went wrong in the last attempt.")
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due.")
+    delivered_at: datetime | None

@@ -24,6 +24,7 @@ from status_api.schemas import (
     ResultView,
     Totals,
     Usage,
+    WebhookDeliveryView,
 )
 from voxflow import formats
 from voxflow.db import session_scope
@@ -32,6 +33,7 @@ from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
 from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
+from voxflow.webhooks import repository as webhooks
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -78,11 +80,13 @@ def job_view(job: Job, base_url: str) -> JobView:
             sha256=job.content_sha256,
         ),
         error=error,
+        webhook_url=job.webhook_url,
         links=JobLinks(
             self=own,
             events=f"{own}/events",
             transcript=f"{own}/transcript",
             results=f"{own}/results",
+            webhooks=f"{own}/webhooks",
         ),
     )
 
@@ -141,6 +145,15 @@ def list_events(session: Session, tenant: str, raw_id: str) -> list[EventView]:
             detail=event.detail,
         )
         for event in repository.list_events(session, job.id)
+    ]
+
+
+def list_webhooks(session: Session, tenant: str, raw_id: str) -> list[WebhookDeliveryView]:
+    """The webhook deliveries of the tenant's job (none until it finishes)."""
+    job = get_job(session, tenant, raw_id)
+    return [
+        WebhookDeliveryView.model_validate(delivery, from_attributes=True)
+        for delivery in webhooks.list_for_job(session, job.id)
     ]
 
 

@@ -58,7 +58,16 @@ def transcribe_job(
             runtime.sessions, job, key, heartbeat.owner, lease, config, config
         )
         if mates:
-            _run_batch(job, heartbeat, mates, runtime, config, engine, model_name, options)
+            try:
+                _run_batch(job, heartbeat, mates, runtime, config, engine, model_name, options)
+            except SystemExit:
+                # The worker is stopping (see run_stage): the mates go back with the leader.
+                owner = heartbeat.owner
+                for mate in mates:
+                    with session_scope(runtime.sessions) as session:
+                        service.release(session, mate.id, JobStatus.TRANSCRIBING, owner,
+                                        "worker shutdown", refund=True)  # fmt: skip
+                raise
             return
     _run_single(job, heartbeat, runtime, config, engine, model_name, options)
 

@@ -202,6 +202,10 @@ def probe_file(path: Path, *, max_seconds: float) -> AudioInfo:
             )
         stream = container.streams.audio[0]
         ctx = stream.codec_context
+        if ctx is None:  # FFmpeg has no decoder for it (e.g. a WAV declaring 0-bit samples)
+            raise AudioRejectedError(
+                "unsupported_media", "The file is not audio Voxflow can read (unknown audio codec)."
+            )
         sample_rate = int(ctx.sample_rate or 0)
         channels = int(ctx.channels or 0)
         codec = ctx.codec.canonical_name

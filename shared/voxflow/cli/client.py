@@ -51,14 +51,19 @@ class VoxflowClient:
                 raise ApiCallError(response.status_code, "http_error", response.text) from None
         return response
 
-    def submit(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
-        """Upload a recording; returns the accepted job."""
+    def submit(
+        self, path: Path, options: dict[str, Any], webhook_url: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a recording (with a webhook URL to call when it finishes); the accepted job."""
+        data = {"options": json.dumps(options)}
+        if webhook_url:
+            data["webhook_url"] = webhook_url
         with path.open("rb") as handle:
             response = self.http.post(
                 f"{self.ingest_url}/v1/jobs",
                 headers=self._headers(),
                 files={"file": (path.name, handle, "application/octet-stream")},
-                data={"options": json.dumps(options)},
+                data=data,
                 timeout=self.timeout,
             )
         body: dict[str, Any] = self._check(response).json()

@@ -169,6 +169,9 @@ def submit(
     ] = None,
     language: Annotated[str | None, typer.Option(help="Force the spoken language.")] = None,
     instruction: Annotated[str | None, typer.Option(help="Instruction for `custom`.")] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="URL to POST to when the job finishes (docs/webhooks.md).")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait and print the results.")] = False,
     api_key: Annotated[str, typer.Option(envvar="VOXFLOW_API_KEY", help="API key.")] = "",
     ingest_url: Annotated[str, typer.Option(envvar="VOXFLOW_INGEST_URL")] = "http://127.0.0.1:8000",
@@ -177,7 +180,7 @@ def submit(
     """Upload a recording; with --wait, show progress and print transcript and notes."""
     client = VoxflowClient(ingest_url, status_url, api_key)
     try:
-        accepted = client.submit(file, _options(task, language, instruction))
+        accepted = client.submit(file, _options(task, language, instruction), webhook_url)
         console.print(f"job [bold]{accepted['id']}[/] queued ({accepted['duration_seconds']:.1f}s)")
         if wait:
             _print_outcome(client, _follow(client, str(accepted["id"])))

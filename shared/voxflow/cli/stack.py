@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "stack.json"
 # Ports of the /metrics endpoints that are not an API's, above Stack.metrics_port_base.
 METRICS_PORT_OFFSETS = {"transcription_worker": 1, "llm_worker": 2, "sweeper": 3}
+# Celery's soft shutdown on SIGTERM: running jobs get VOXFLOW_SOFT_SHUTDOWN_SECONDS to finish,
+# then go back to the queue (see voxflow.worker.shutdown).
+WORKER_ENV = {"REMAP_SIGTERM": "SIGQUIT"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class Stack:
             "transcription_worker": [*celery, "-A", "transcription_worker.tasks", "worker",
                                      "-Q", "transcription", "-n", "transcription@%h",
                                      "-c", str(self.transcription_concurrency), *worker_flags],
-            "llm_worker": [*celery, "-A", "llm_worker.tasks", "worker", "-Q", "llm",
+            # The LLM worker also delivers webhooks (docs/webhooks.md).
+            "llm_worker": [*celery, "-A", "llm_worker.tasks", "worker", "-Q", "llm,webhooks",
                            "-n", "llm@%h", "-c", str(self.llm_concurrency), *worker_flags],
             "sweeper": [py, "-m", "voxflow.sweeper"],
         }  # fmt: skip
@@ -122,8 +126,9 @@ class Stack:
             if self.log_dir is not None:
                 output = (self.log_dir / f"{name}.log").open("ab")
             # A new session each: Ctrl-C reaches only us, and we stop children in order.
+            extra = WORKER_ENV if name.endswith("_worker") else {}
             self.children[name] = subprocess.Popen(
-                command, env={**env, **groups.get(name, {})}, start_new_session=True,
+                command, env={**env, **groups.get(name, {}), **extra}, start_new_session=True,
                 stdout=output, stderr=output,
             )  # fmt: skip
             if output is not None:

@@ -3,8 +3,9 @@
 Cancel is one more conditional transition: a worker running the job notices at its next
 heartbeat or progress write (within `PROGRESS_INTERVAL_SECONDS` while segments arrive)
 that it no longer holds the job, and stops. Delete removes the stored audio, then the job
-row; transcripts, notes, calls and events go with it (foreign keys cascade). Retention
-deletes the audio of finished jobs after a period and keeps the transcript and notes.
+row; transcripts, notes, calls, events and webhook deliveries go with it (foreign keys
+cascade). Retention deletes the audio of finished jobs after a period and keeps the
+transcript and notes.
 """
 
 from __future__ import annotations

@@ -232,10 +232,10 @@ def add_api_key(session: Session, key: ApiKey) -> None:
     session.flush()
 
 
-def find_api_key(session: Session, key_hash: str) -> ApiKey | None:
-    """Find an unrevoked key by its hash."""
-    query = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    return session.scalars(query).one_or_none()
+def find_api_keys_by_prefix(session: Session, prefix: str) -> Sequence[ApiKey]:
+    """The unrevoked keys with this public prefix (almost always zero or one)."""
+    query = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+    return session.scalars(query).all()
 
 
 def revoke_api_key(session: Session, prefix: str) -> int:

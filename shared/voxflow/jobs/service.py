@@ -28,6 +28,7 @@ from voxflow.jobs.states import (
 )
 from voxflow.observability import metrics, tracing
 from voxflow.queue.enqueue import enqueue_after_commit
+from voxflow.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def _move(
     )
     if job is not None:
         repository.add_event(session, job_id, source, target, actor=actor, detail=detail)
+        # A finished job's webhook event commits (or rolls back) with this very transition.
+        webhooks.on_terminal(session, job, target)
     return job
 
 
@@ -72,6 +75,7 @@ def create_job(
     duration_seconds: float,
     content_sha256: str,
     max_attempts: int,
+    webhook_url: str | None = None,
 ) -> Job:
     """Record a new queued job; its message is published after the commit."""
     job = Job(
@@ -87,6 +91,7 @@ def create_job(
         content_sha256=content_sha256,
         attempts=0,
         max_attempts=max_attempts,
+        webhook_url=webhook_url,
         trace_context=tracing.trace_carrier(),  # every stage continues the upload's trace
     )
     trace.get_current_span().set_attributes(tracing.job_attributes(job))
@@ -240,10 +245,24 @@ def fail(
 
 
 def release(
-    session: Session, job_id: uuid.UUID, running: JobStatus, owner: str, reason: str
+    session: Session,
+    job_id: uuid.UUID,
+    running: JobStatus,
+    owner: str,
+    reason: str,
+    *,
+    refund: bool = False,
 ) -> Job | None:
-    """Hand a running job back to its queue (worker shutting down, transient error)."""
+    """Hand a running job back to its queue (worker shutting down, transient error).
+
+    `refund` gives the attempt back: a worker that stops on request did not fail the job.
+    """
     waiting = RUNNING_TO_WAITING[running]
+    values: dict[str, Any] = dict(_RELEASE_LEASE)
+    detail: dict[str, Any] = {"reason": reason}
+    if refund:
+        values["attempts"] = Job.attempts - 1
+        detail["attempt_refunded"] = True
     job = _move(
         session,
         job_id,
@@ -251,8 +270,8 @@ def release(
         waiting,
         owner=owner,
         actor=owner,
-        detail={"reason": reason},
-        values=dict(_RELEASE_LEASE),
+        detail=detail,
+        values=values,
     )
     if job is not None:
         enqueue_after_commit(session, job_id, waiting)
@@ -266,6 +285,7 @@ class SweepReport:
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
     republished: list[uuid.UUID] = field(default_factory=list)
+    webhooks: list[uuid.UUID] = field(default_factory=list)  # deliveries published again
 
 
 def sweep(session: Session, *, republish_after: timedelta, limit: int = 100) -> SweepReport:

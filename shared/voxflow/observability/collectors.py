@@ -5,7 +5,8 @@ them: the sweeper (`voxflow sweeper`, VOXFLOW_METRICS_PORT). With several sweepe
 each reports the same values; aggregate them with `max`, never `sum`.
 
 - `voxflow_queue_depth{queue}`: messages waiting in the broker (the Redis list kombu keeps
-  per queue, with its priority lists), not yet delivered to any worker.
+  per queue, with its priority lists), not yet delivered to any worker. The queues are
+  `transcription`, `llm` and `webhooks` (job webhooks, consumed by the LLM worker).
 - `voxflow_queue_unacked{queue}`: messages delivered to a worker and not yet acknowledged
   (kombu's `unacked` hash; with acks_late, the tasks running now plus the prefetched ones).
 - `voxflow_jobs_waiting{status}` and `voxflow_oldest_waiting_job_age_seconds{status}`: jobs
@@ -38,13 +39,13 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from voxflow.jobs import repository  # noqa: E402
 from voxflow.jobs.states import RUNNING_TO_WAITING, JobStatus  # noqa: E402
-from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE  # noqa: E402
+from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 WAITING = (JobStatus.QUEUED, JobStatus.TRANSCRIBED)
 RUNNING = tuple(RUNNING_TO_WAITING)
-QUEUES = (TRANSCRIPTION_QUEUE, LLM_QUEUE)
+QUEUES = (TRANSCRIPTION_QUEUE, LLM_QUEUE, WEBHOOK_QUEUE)
 # kombu's Redis transport: a list per queue and priority step, and one hash of delivered,
 # unacknowledged messages ([message, exchange, routing key] as JSON).
 PRIORITY_SEPARATOR = "\x06\x16"

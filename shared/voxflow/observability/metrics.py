@@ -128,6 +128,22 @@ SWEEPER_FAILED = Counter(
     "voxflow_sweeper_failed_total", "Jobs the sweeper failed (attempts exhausted)."
 )
 
+# Webhooks (voxflow.webhooks.delivery, in the worker consuming the `webhooks` queue)
+WEBHOOK_ATTEMPTS = Counter(
+    "voxflow_webhook_attempts_total",
+    "Webhook delivery attempts by result: `ok` (2xx), `gone` (410), `http_3xx`, `http_4xx`, "
+    "`http_5xx`, `timeout`, `connection_error`, `dns_error`, `invalid_url`, "
+    "`forbidden_address` (the SSRF guard refused it) or `no_secret` (VOXFLOW_WEBHOOK_SECRET "
+    "unset where it is delivered).",
+    ["result"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "voxflow_webhook_deliveries_total",
+    "Webhook deliveries settled, by event (`job.completed`, `job.failed`, `job.canceled`) and "
+    "outcome: `delivered`, or `failed` (410, or still failing when the retry window ended).",
+    ["event", "outcome"],
+)
+
 
 def count_job_created(session: Session) -> None:
     """Count a new job once the session's transaction commits."""

@@ -23,11 +23,22 @@ class QueueSettings(RedisSettings):
         description="Seconds before Redis hands an unacknowledged message to another worker; "
         "keep it well above the longest task.",
     )
+    unacked_restore_seconds: int = Field(
+        default=60,
+        description="Seconds between the broker's scans for unacknowledged messages older "
+        "than the visibility timeout (which it hands out again).",
+    )
     task_soft_time_limit_seconds: int = Field(
         default=3 * 3600, description="Soft time limit of one task (raises in the task)."
     )
     task_time_limit_seconds: int = Field(
         default=3 * 3600 + 300, description="Hard time limit of one task (kills the child)."
+    )
+    soft_shutdown_seconds: float = Field(
+        default=20.0,
+        description="On SIGTERM (with REMAP_SIGTERM=SIGQUIT in the worker's environment), how "
+        "long running jobs may finish before they are handed back to the queue. Keep it below "
+        "the platform's stop grace period (Kubernetes terminationGracePeriodSeconds).",
     )
 
 
@@ -37,7 +48,12 @@ def make_celery(settings: QueueSettings | None = None, name: str = "voxflow") ->
     if not settings.redis_url:
         raise RuntimeError("VOXFLOW_REDIS_URL is not set (use `voxflow run` for an embedded one)")
     app = Celery(name, broker=settings.redis_url)
-    transport_options = {"visibility_timeout": settings.visibility_timeout_seconds}
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        # Scan every `unacked_restore_seconds` (kombu's default scans every 10th 10 s tick).
+        "unacked_restore_interval": settings.unacked_restore_seconds,
+        "unacked_restore_throttle": 1,
+    }
     app.conf.update(
         task_acks_late=True,  # at least once: a task that dies is redelivered
         task_reject_on_worker_lost=True,  # safe only because jobs cap their attempts
@@ -50,6 +66,8 @@ def make_celery(settings: QueueSettings | None = None, name: str = "voxflow") ->
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
+        # SIGTERM (remapped to SIGQUIT): finish within this, then hand running jobs back.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_seconds,
         task_serializer="json",
         accept_content=["json"],
         task_routes={

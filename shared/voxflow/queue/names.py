@@ -6,9 +6,11 @@ from voxflow.jobs.states import JobStatus
 
 TRANSCRIPTION_QUEUE = "transcription"
 LLM_QUEUE = "llm"
+WEBHOOK_QUEUE = "webhooks"
 
 TRANSCRIBE_TASK = "voxflow.transcribe"
 GENERATE_TASK = "voxflow.generate"
+DELIVER_WEBHOOK_TASK = "voxflow.deliver_webhook"  # its message carries a delivery id
 
 # The waiting state a job is in decides which task picks it up next.
 TASK_FOR_STATUS: dict[JobStatus, tuple[str, str]] = {

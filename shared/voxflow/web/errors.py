@@ -11,8 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ErrorDetail(BaseModel):
@@ -69,9 +72,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route matching the path (GET for
+            # /v1/jobs/{id}, which also has DELETE); a 405 must list every method (RFC 9110).
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(DBAPIError)
@@ -88,6 +95,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app serves at the request's path."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

@@ -36,10 +36,22 @@ def _broker_ok() -> str | None:
     return None
 
 
-@router.get("/readyz", summary="Readiness: database and broker reachable")
+def _storage_ok(request: Request) -> str | None:
+    try:
+        get_runtime(request).storage.check()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@router.get("/readyz", summary="Readiness: database, broker and storage reachable")
 def readyz(request: Request) -> JSONResponse:
-    """Answer 200 when the database and the broker both respond, else 503 saying which."""
-    checks = {"database": _database_ok(request), "broker": _broker_ok()}
+    """Answer 200 when the database, the broker and the storage respond, else 503 saying which."""
+    checks = {
+        "database": _database_ok(request),
+        "broker": _broker_ok(),
+        "storage": _storage_ok(request),
+    }
     body = {name: ("ok" if err is None else err) for name, err in checks.items()}
     ready = all(err is None for err in checks.values())
     return JSONResponse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from voxflow.db import make_engine, make_sessionmaker
 from voxflow.settings import DatabaseSettings
-from voxflow.storage import Storage
+from voxflow.storage import Storage, StorageUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +32,11 @@ class Runtime:
             raise RuntimeError(
                 "VOXFLOW_DATABASE_URL is not set (use `voxflow run` for an embedded stack)"
             )
+        try:
+            storage.check()  # a missing bucket or a denied access stops the start, loudly
+        except StorageUnavailableError as exc:
+            # Unreachable may be temporary (the storage starting too): /readyz reports it.
+            log.warning("storage not reachable at startup: %s", exc)
         engine = make_engine(database.database_url, database.database_pool_size)
         return cls(engine=engine, sessions=make_sessionmaker(engine), storage=storage)
 

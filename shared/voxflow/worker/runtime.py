@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -79,6 +80,11 @@ def install_process_hooks(
         # Pools that do not fork (solo, threads) run tasks here and send no worker_process_init.
         if not _forks(getattr(sender, "pool_cls", None)):
             tracing.setup_tracing(app.main or "worker")
+        if os.environ.get("REMAP_SIGTERM") != "SIGQUIT":
+            log.warning(
+                "REMAP_SIGTERM=SIGQUIT is not set: SIGTERM waits for running jobs without a "
+                "limit (no soft shutdown); a job killed mid-way waits for its lease to expire"
+            )
 
     @worker_process_init.connect(weak=False)
     def _init(**_: Any) -> None:
@@ -168,6 +174,14 @@ def _run_claimed(
     try:
         with heartbeat:
             work(job, heartbeat)
+    except SystemExit:
+        # Soft shutdown ran out of time: the pool stops this child with its terminate signal,
+        # which billiard turns into SystemExit here. Hand the job back now (not after the
+        # lease expires), without counting the attempt, then let the child exit.
+        log.warning("worker stopping; job %s goes back to its queue", jid)
+        with session_scope(runtime.sessions) as session:
+            service.release(session, jid, running, owner, "worker shutdown", refund=True)
+        raise
     except LeaseLostError:
         log.warning("lost the lease on job %s; another worker will finish it", jid)
         return "lease_lost"

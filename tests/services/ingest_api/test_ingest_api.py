@@ -257,7 +257,7 @@ def test_health_readiness_and_openapi(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
     assert body["multipart/form-data"]["schema"]["required"] == ["file"]

@@ -63,6 +63,7 @@ def test_job_view_of_a_queued_job(client: TestClient, jobs: JobMaker, auth: dict
         "sha256": "ab" * 32,
     }
     assert body["error"] is None
+    assert body["webhook_url"] is None
     assert body["created_at"] <= body["updated_at"]
     for stage in ("transcription_started_at", "transcribed_at", "generation_started_at"):
         assert body[stage] is None
@@ -73,6 +74,7 @@ def test_job_view_of_a_queued_job(client: TestClient, jobs: JobMaker, auth: dict
         "events": f"{base}/events",
         "transcript": f"{base}/transcript",
         "results": f"{base}/results",
+        "webhooks": f"{base}/webhooks",
     }
 
 

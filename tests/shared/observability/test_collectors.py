@@ -21,6 +21,7 @@ from voxflow.jobs import service
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.observability.collectors import PRIORITY_SEPARATOR, UNACKED_KEY, PlatformCollector
+from voxflow.queue import names
 
 
 @pytest.fixture
@@ -97,3 +98,25 @@ def test_a_source_that_does_not_answer_is_reported_not_zeroed(db_session: Sessio
     assert found[("voxflow_collector_up", "broker")] == 0
     assert ("voxflow_queue_depth", "transcription") not in found
     assert found[("voxflow_collector_up", "database")] == 1
+
+
+def test_the_sweeper_reports_every_queue_of_the_platform(
+    db_session: Session, broker: redis.Redis
+) -> None:
+    platform = {value for key, value in vars(names).items() if key.endswith("_QUEUE")}
+    collector = PlatformCollector(db_session.connection(), broker)  # the sweeper's queues
+    before = gauges(collector)
+    assert {q for (name, q) in before if name == "voxflow_queue_depth"} == platform
+    assert {q for (name, q) in before if name == "voxflow_queue_unacked"} == platform
+    # A webhook delivery waiting, and one a worker has taken (kombu's unacked hash).
+    message, tag = f"m-{uuid.uuid4().hex}", f"tag-{uuid.uuid4().hex}"
+    broker.rpush(names.WEBHOOK_QUEUE, message)
+    broker.hset(UNACKED_KEY, tag, json.dumps([{"body": "x"}, "", names.WEBHOOK_QUEUE]))
+    try:
+        after = gauges(collector)
+    finally:
+        broker.lrem(names.WEBHOOK_QUEUE, 0, message)
+        broker.hdel(UNACKED_KEY, tag)
+    for gauge in ("voxflow_queue_depth", "voxflow_queue_unacked"):
+        key = (gauge, names.WEBHOOK_QUEUE)
+        assert after[key] == before[key] + 1, gauge
