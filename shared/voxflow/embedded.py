@@ -7,6 +7,7 @@ same URLs and code paths as in production.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
 import subprocess
@@ -63,6 +64,8 @@ class EmbeddedPostgres:
         """Stop the server (its data stays for the next start)."""
         if self._server is not None:
             self._server.cleanup()
+            # Stopped now: its exit hook would only log into closed streams at exit.
+            atexit.unregister(self._server._cleanup)
             self._server = None
 
 
