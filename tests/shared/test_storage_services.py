@@ -118,7 +118,9 @@ def test_retention_deletes_expired_audio_from_the_bucket(
         job = session.get(Job, job_id)
         assert job is not None
         assert job.audio_deleted_at is not None
-        events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+        events = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        ).all()
     assert events[-1].actor == "retention"
 
 
