@@ -10,9 +10,15 @@ import pytest
 
 from tests.chaos.harness import FAST_RECOVERY, Platform, RedisServer
 
-pytestmark = pytest.mark.chaos
-
 PlatformFactory = Callable[..., Platform]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/chaos `chaos` (deselect them with `-m "not chaos"`)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture

@@ -10,8 +10,16 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.chaos.conftest import PlatformFactory
-from tests.chaos.harness import RedisServer, assert_nothing_lost, audit, short_notes, speech
-from tests.chaos.test_worker_faults import SEQUENTIAL, job_row, transcribing
+from tests.chaos.harness import (
+    SEQUENTIAL,
+    RedisServer,
+    assert_nothing_lost,
+    audit,
+    job_row,
+    short_notes,
+    speech,
+    transcribing,
+)
 from voxflow.queue.celery_app import QueueSettings, make_celery
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
 

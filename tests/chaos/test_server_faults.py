@@ -11,14 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.chaos.conftest import PlatformFactory
 from tests.chaos.harness import (
+    SEQUENTIAL,
     RedisServer,
     assert_no_orphaned_audio,
     assert_nothing_lost,
     audit,
     short_notes,
     speech,
+    transcribing,
 )
-from tests.chaos.test_worker_faults import SEQUENTIAL, transcribing
 from voxflow.apikeys import issue_key
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import EmbeddedPostgres

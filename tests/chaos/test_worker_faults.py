@@ -6,48 +6,21 @@ import contextlib
 import signal
 import threading
 import time
-import uuid
 
 import psutil
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.chaos.conftest import PlatformFactory
 from tests.chaos.harness import (
+    SEQUENTIAL,
     assert_nothing_lost,
     audit,
+    events,
+    job_row,
     short_notes,
     speech,
+    transcribing,
 )
-from voxflow.jobs.models import Job, JobEvent
-
-# Sequential decoding reports every segment as it goes: faults land mid-job, not between jobs.
-SEQUENTIAL = {"mode": "sequential"}
-
-
-def job_row(sessions: sessionmaker[Session], job_id: str) -> Job:
-    """The job's row as committed now."""
-    with sessions() as session:
-        job = session.get(Job, uuid.UUID(job_id))
-        assert job is not None
-        session.expunge(job)
-        return job
-
-
-def events(sessions: sessionmaker[Session], job_id: str) -> list[JobEvent]:
-    """The job's timeline."""
-    with sessions() as session:
-        rows = session.scalars(
-            select(JobEvent).where(JobEvent.job_id == uuid.UUID(job_id)).order_by(JobEvent.id)
-        ).all()
-        session.expunge_all()
-        return list(rows)
-
-
-def transcribing(sessions: sessionmaker[Session], job_id: str) -> bool:
-    """Whether the job is being transcribed and has made progress."""
-    job = job_row(sessions, job_id)
-    return job.status == "transcribing" and job.progress > 0
 
 
 def test_sigkill_of_the_pool_child_mid_job_completes_it_once(
