@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -211,6 +212,24 @@ class Prometheus:
     def names(self) -> set[str]:
         """Every metric name Prometheus holds."""
         return set(self.api("label/__name__/values"))
+
+    def wait_for_scrape(self) -> None:
+        """Wait until every target has been scraped again, by a scrape begun after this call.
+
+        A counter that is created and incremented between two scrapes first appears with its
+        final value, and `rate()` sees no increase. Waiting between jobs makes each job's
+        counter changes straddle a scrape, as they do in a steady production stream.
+        """
+        called = time.time()
+
+        def scraped() -> bool:
+            active = self.api("targets", state="active")["activeTargets"]
+            return all(
+                datetime.fromisoformat(target["lastScrape"]).timestamp() > called
+                for target in active
+            )
+
+        self.wait_for(scraped, "a scrape of every target", timeout=30)
 
     def targets_up(self) -> dict[str, str]:
         """Health of every active target, by job."""

@@ -64,16 +64,23 @@ class Observed:
 
 
 def run_jobs(
-    stack: RunningStack, vendors: VendorServer, hooks: Receiver, gone: Receiver
+    stack: RunningStack, vendors: VendorServer, hooks: Receiver, gone: Receiver, prom: Prometheus
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Jobs A, C, B and D of the module docstring, one after the other; final states, results."""
+    """Jobs A, C, B and D of the module docstring, one after the other; final states, results.
+
+    Prometheus scrapes the stack between jobs, so a job's counters move between two scrapes
+    and `rate()` sees them (a series born between scrapes shows no increase until it moves).
+    """
     jobs: dict[str, Any] = {}
     jobs["A"] = stack.wait(stack.submit(["summary"], webhook_url=hooks.url()))
+    prom.wait_for_scrape()
     jobs["C"] = stack.wait(stack.submit(["summary", "diary"]))
+    prom.wait_for_scrape()
     vendors.enqueue("openai", auth_error())
     jobs["B"] = stack.wait(
         stack.submit(["custom"], webhook_url=gone.url(), instruction="List the names.")
     )
+    prom.wait_for_scrape()
     jobs["D"] = stack.wait(stack.submit_with_lost_message())
     results = {name: stack.get(f"/v1/jobs/{job['id']}/results") for name, job in jobs.items()
                if job["status"] == "completed"}  # fmt: skip
@@ -98,7 +105,7 @@ def observed(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iter
             lambda: set(prom.targets_up().values()) == {"up"}, "every target up", timeout=120
         )
         started = time.monotonic()
-        jobs, results = run_jobs(stack, vendors, hooks, gone)
+        jobs, results = run_jobs(stack, vendors, hooks, gone, prom)
         # Prometheus has seen the last job's counters and both webhooks settled, then a few
         # more scrapes and evaluations.
         counted = (
