@@ -3,17 +3,21 @@
     uv run python scripts/benchmarks/modes.py [--short 30] [--notes 30] [--long 3]
 
 Part 1 (mode per length) transcribes three workloads with the worker's `WhisperEngine`,
-model loaded once, one file at a time, in `sequential` and in `batched` mode: voice notes
-of about 5 s and 15 s, and recordings of about 5 minutes. It reports throughput (audio
-seconds per wall second), WER, and how much of the reference's punctuation survives (WER
-ignores it; readers and the note-taking LLMs do not): what the default mode is chosen from.
+model loaded once, one file at a time (decoded to samples first, as the worker does), in
+`sequential` mode, in `batched` mode as faster-whisper runs it (every clip padded to a
+30 s window) and in `batched` mode with Voxflow's trimmed windows for audio within one
+window (`transcription_worker.pipeline`; longer audio is decoded as faster-whisper does):
+voice notes of about 5 s and 15 s, and recordings of about 5 minutes. It reports
+throughput (audio seconds per wall second), WER, and how much of the reference's
+punctuation survives (WER ignores it; readers and the note-taking LLMs do not): what the
+default mode is chosen from.
 
 Part 2 (micro-batching ceiling) decodes the 15 s notes in groups of 1, 4 and 8 with the
-batched pipeline (one clip per note, `clip_timestamps`), timing the encoder and the decoder
-separately. Whisper's encoder always sees a whole 30 s window, so its cost per note does
-not depend on the note's length; on a CPU it does not shrink with the batch either. The
-encoder time per note therefore bounds what any batching can reach: `ceiling` is the
-throughput with a decoder that costs nothing.
+batched pipeline (one clip per note, `clip_timestamps`), with full and with trimmed
+windows, timing the encoder and the decoder separately. With full windows the encoder
+sees a whole 30 s window per note, so its cost per note does not depend on the note's
+length, and on a CPU it does not shrink with the batch either: `ceiling` is the throughput
+with a decoder that costs nothing.
 
 Writes `.voxflow/bench/modes.json` and `modes.md`.
 """
@@ -97,26 +101,30 @@ class Timer:
 
 
 def run_modes(
-    engine: Any, settings: Any, name: str, files: list[Recording]
+    engines: dict[str, Any], settings: Any, name: str, files: list[Recording]
 ) -> list[dict[str, Any]]:
     """Each mode over one workload, one file at a time."""
+    from faster_whisper import decode_audio
+
     from transcription_worker.options import DecodeOptions
 
     rows = []
     audio = sum(r.duration for r in files)
-    for mode in ("sequential", "batched"):
+    # Decoded first, as the worker hands the engine samples (not timed in any mode).
+    samples = [decode_audio(str(r.path), sampling_rate=SAMPLE_RATE) for r in files]
+    for label, (engine, mode) in engines.items():
         options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
         texts = []
         began = time.perf_counter()
-        for rec in files:
+        for pcm in samples:
             out = engine.transcribe(
-                rec.path, model_name=settings.whisper_model, options=options, on_segment=_ignore
+                pcm, model_name=settings.whisper_model, options=options, on_segment=_ignore
             )
             texts.append(out.text)
         wall = time.perf_counter() - began
         row = {
             "workload": name,
-            "mode": mode,
+            "mode": label,
             "files": len(files),
             "audio_seconds": round(audio, 1),
             "wall_seconds": round(wall, 2),
@@ -141,7 +149,9 @@ def punctuation(references: list[str], hypotheses: list[str]) -> dict[str, float
     }
 
 
-def run_ceiling(engine: Any, settings: Any, files: list[Recording]) -> list[dict[str, Any]]:
+def run_ceiling(
+    engine: Any, settings: Any, files: list[Recording], windows: str
+) -> list[dict[str, Any]]:
     """The notes decoded in groups of 1, 4 and 8 clips, encoder and decoder timed apart."""
     from faster_whisper import decode_audio
 
@@ -166,6 +176,7 @@ def run_ceiling(engine: Any, settings: Any, files: list[Recording]) -> list[dict
             )
         wall = time.perf_counter() - began
         row = {
+            "windows": windows,
             "group": group,
             "notes": len(samples),
             "audio_seconds": round(audio, 1),
@@ -203,14 +214,15 @@ def markdown(modes: list[dict[str, Any]], ceiling: list[dict[str, Any]]) -> str:
         )
     lines += [
         "",
-        "| Notes per pass | Throughput | vs 1 | Encoder s | Decoder s | Encoder ms/note "
-        "| Ceiling | WER |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Windows | Notes per pass | Throughput | vs 1 full | Encoder s | Decoder s "
+        "| Encoder ms/note | Ceiling | WER |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     one = ceiling[0]["throughput"]
     for r in ceiling:
         lines.append(
-            f"| {r['group']} | {r['throughput']:.1f}x | {r['throughput'] / one:.2f}x | "
+            f"| {r['windows']} | {r['group']} | {r['throughput']:.1f}x | "
+            f"{r['throughput'] / one:.2f}x | "
             f"{r['encoder_seconds']} | {r['decoder_seconds']} | {r['encoder_ms_per_note']} | "
             f"{r['ceiling']:.1f}x | {r['wer']:.3f} |"
         )
@@ -236,19 +248,30 @@ def main(
         "long 5 min": long_recordings(corpus_dir, long, 300.0, 0, 2),
     }
     settings = TranscriptionWorkerSettings()
-    engine = WhisperEngine(settings, settings)
-    engine.preload()
+    full = WhisperEngine(settings.model_copy(update={"whisper_trim_windows": False}), settings)
+    trimmed = WhisperEngine(settings.model_copy(update={"whisper_trim_windows": True}), settings)
+    engines = {
+        "sequential": (full, "sequential"),
+        "batched": (full, "batched"),
+        "batched, trimmed": (trimmed, "batched"),
+    }
     warm = workloads["notes 15 s"][0].path
-    for mode in ("sequential", "batched"):
+    for engine, mode in engines.values():
+        engine.preload()
         options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
         engine.transcribe(warm, model_name=settings.whisper_model, options=options,
                           on_segment=_ignore)  # fmt: skip
     began = time.time()
     load_before = loadavg()
     modes = [
-        row for name, files in workloads.items() for row in run_modes(engine, settings, name, files)
+        row
+        for name, files in workloads.items()
+        for row in run_modes(engines, settings, name, files)
     ]
-    ceiling = run_ceiling(engine, settings, workloads["notes 15 s"])
+    fifteen = workloads["notes 15 s"]
+    ceiling = run_ceiling(full, settings, fifteen, "full") + run_ceiling(
+        trimmed, settings, fifteen, "trimmed"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
@@ -259,6 +282,8 @@ def main(
         "model": settings.whisper_model,
         "beam_size": settings.whisper_beam_size,
         "batch_size": settings.whisper_batch_size,
+        "min_window_seconds": settings.whisper_min_window_seconds,
+        "window_margin_seconds": settings.whisper_window_margin_seconds,
         "modes": modes,
         "ceiling": ceiling,
     }

@@ -4,7 +4,8 @@
         [--warmup samples/voice_note.ogg] FILE...
 
 Loads the worker's `WhisperEngine` once (settings from the environment, as the worker reads
-them, with `whisper_mode` forced to `--mode`), transcribes the warm-up file untimed, then each
+them, with `whisper_mode` forced to `--mode` and Voxflow's window trimming off, so the
+batched pipeline is faster-whisper's own), transcribes the warm-up file untimed, then each
 FILE one at a time, and writes per-file wall times and texts plus this process's peak RSS
 (`ru_maxrss`, the kernel's high-water mark) as JSON. It imports only what transcribing needs,
 so its memory is the baseline the worker's is compared with.
@@ -62,7 +63,10 @@ def run(mode: str, files: list[Path], warmup: Path | None, group: int = 8) -> di
     from transcription_worker.settings import TranscriptionWorkerSettings
 
     forced = "batched" if mode == "microbatch" else mode
-    settings = TranscriptionWorkerSettings().model_copy(update={"whisper_mode": forced})
+    # Raw means faster-whisper's own pipeline: every clip padded to a full 30 s window.
+    settings = TranscriptionWorkerSettings().model_copy(
+        update={"whisper_mode": forced, "whisper_trim_windows": False}
+    )
     engine = WhisperEngine(settings, settings)
     began = time.perf_counter()
     engine.preload()

@@ -8,7 +8,8 @@ long recordings (10 x ~5 min) and voice notes (100 x ~15 s); --quick uses 2 x ~1
 16 notes. Phases, each on every file of a workload:
 
 1. raw sequential / raw batched: a fresh process (raw_whisper.py) loads the worker's
-   `WhisperEngine` once with `whisper_mode` forced, transcribes a warm-up file untimed,
+   `WhisperEngine` once with `whisper_mode` forced and window trimming off (faster-whisper's
+   own batched pipeline, every clip padded to 30 s), transcribes a warm-up file untimed,
    then each file one at a time. Wall = the sum of the per-file transcription times.
    Voice notes also run raw micro-batched: groups of 8 files decoded and passed to the
    engine's `transcribe_batch` (the call the worker's micro-batches make), which shows how
@@ -478,7 +479,10 @@ def _effective_settings(env: dict[str, str]) -> dict[str, Any]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    keys = ("whisper_mode", "whisper_batched_min_seconds", "whisper_batch_size")
+    keys = (
+        "whisper_mode", "whisper_batched_min_seconds", "whisper_batch_size",
+        "whisper_trim_windows", "whisper_min_window_seconds", "whisper_window_margin_seconds",
+    )  # fmt: skip
     chosen = {k: v for k, v in values.items() if k.startswith("microbatch_") or k in keys}
     chosen["microbatch_settings_exist"] = "microbatch_max_jobs" in values
     return chosen

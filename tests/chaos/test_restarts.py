@@ -22,6 +22,11 @@ from tests.chaos.harness import Platform, assert_nothing_lost, audit, short_note
 # 200 jobs take several minutes: `make chaos` runs them all; the suite runs a slice.
 JOBS = int(os.environ.get("VOXFLOW_CHAOS_JOBS", "40"))
 FAULT_EVERY_SECONDS = 4.0
+MIN_FAULTS = 5
+# Uploads go in MIN_FAULTS + 1 groups, each after one more fault, so the faults land while
+# jobs are arriving and running (the workers can otherwise finish 40 short notes between
+# two faults).
+GROUP = -(-JOBS // (MIN_FAULTS + 1))
 
 
 def _faults(platform: Platform) -> list[tuple[str, Callable[[], None]]]:
@@ -75,6 +80,9 @@ def test_restarts_every_few_seconds_lose_and_duplicate_nothing(
     job_ids: list[str] = []
     try:
         for index, note in enumerate(short_notes(JOBS, seconds=1.5)):
+            deadline = time.monotonic() + 60
+            while sum(injected.values()) < index // GROUP and time.monotonic() < deadline:
+                time.sleep(0.1)
             options = {"tasks": ["summary"]} if index % 10 == 0 else {}
             response = platform.submit(auth, note, options)
             assert response.status_code == 202, response.text
@@ -94,4 +102,4 @@ def test_restarts_every_few_seconds_lose_and_duplicate_nothing(
         f"({dict(injected)}), outcomes {dict(outcomes)}"
     )
     assert outcomes == {"completed": JOBS}
-    assert sum(injected.values()) >= 5
+    assert sum(injected.values()) >= MIN_FAULTS
