@@ -46,6 +46,12 @@ class Job(Base):
         CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress_range"),
         Index("ix_jobs_tenant_created", "tenant", "created_at", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        # Retention scans finished jobs whose audio is still stored, oldest first.
+        Index(
+            "ix_jobs_audio_retention",
+            "finished_at",
+            postgresql_where=text("audio_deleted_at IS NULL AND finished_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -237,7 +243,7 @@ class ApiKey(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
-    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
