@@ -12,19 +12,42 @@ faster-whisper's own pipeline.
 `scripts/benchmarks/windows.py` chose the defaults (15 s minimum, 1 s margin): on notes of
 5 to 25 s, WER is the same as with full windows or lower, and the punctuation that batched
 decoding of a padded window often drops comes back. Shorter windows make tiny.en repeat the
-last sentence of short notes: the padding is how it knows the speech has ended.
+last sentence of short notes: the padding is how it knows the speech has ended. Even at
+15 s this still happens now and then (one 8 s note in 40), so a clip whose text repeats a
+run of words back to back is decoded again over the full window, as faster-whisper would
+have decoded it. A genuine repetition only costs that second pass, never the text.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline
 
+log = logging.getLogger(__name__)
+
 FRAMES_PER_SECOND = 100  # log-Mel frames (10 ms hop)
 WINDOW_FRAMES = 3000  # one 30 s Whisper window
+REPEAT_MIN_WORDS = 4  # a run this long said twice in a row marks a decoding loop
+_WORD = re.compile(r"[\w']+")
+
+
+def repeats_itself(text: str, min_words: int = REPEAT_MIN_WORDS) -> bool:
+    """Tell whether some run of at least `min_words` words comes twice back to back.
+
+    Whisper's loops repeat a phrase or sentence verbatim ("... buy some milk. Thomas went
+    to the market on Friday to buy some milk."); case and punctuation are ignored.
+    """
+    words = _WORD.findall(text.lower())
+    for size in range(min_words, len(words) // 2 + 1):
+        for start in range(len(words) - 2 * size + 1):
+            if words[start : start + size] == words[start + size : start + 2 * size]:
+                return True
+    return False
 
 
 def trimmed_frames(longest_seconds: float, min_seconds: float, margin_seconds: float) -> int:
@@ -44,6 +67,8 @@ def trimmed_frames(longest_seconds: float, min_seconds: float, margin_seconds: f
 class TrimmedBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]
     """`BatchedInferencePipeline` whose batches are encoded over their longest clip only."""
 
+    last_speech_timestamp: float  # the library's word-alignment state across batches
+
     def __init__(self, model: Any, *, min_seconds: float, margin_seconds: float) -> None:
         super().__init__(model)
         self.min_seconds = min_seconds
@@ -52,9 +77,36 @@ class TrimmedBatchedPipeline(BatchedInferencePipeline):  # type: ignore[misc]
     def forward(
         self, features: Any, tokenizer: Any, chunks_metadata: list[dict[str, Any]], options: Any
     ) -> Any:
-        """Encode and decode one batch (the library's step), over fewer frames when short."""
+        """Encode and decode one batch (the library's step), over fewer frames when short.
+
+        A clip whose text loops (`repeats_itself`) is decoded again over the full window.
+        """
         longest = max((float(chunk["duration"]) for chunk in chunks_metadata), default=30.0)
         frames = trimmed_frames(longest, self.min_seconds, self.margin_seconds)
-        if frames < features.shape[-1]:
-            features = np.ascontiguousarray(features[..., :frames])
-        return super().forward(features, tokenizer, chunks_metadata, options)
+        if frames >= features.shape[-1]:
+            return super().forward(features, tokenizer, chunks_metadata, options)
+        before = self.last_speech_timestamp
+        trimmed = np.ascontiguousarray(features[..., :frames])
+        outputs: list[Any] = super().forward(trimmed, tokenizer, chunks_metadata, options)
+        looping = [
+            index
+            for index, segments in enumerate(outputs)
+            if repeats_itself(" ".join(segment["text"] for segment in segments))
+        ]
+        if looping:
+            log.info(
+                "%d of %d clips repeated themselves in a %d-frame window; decoding them "
+                "again over the full window", len(looping), len(outputs), frames
+            )  # fmt: skip
+            after = self.last_speech_timestamp
+            self.last_speech_timestamp = before  # word timing state, as for the first pass
+            again = super().forward(
+                np.ascontiguousarray(features[looping]),
+                tokenizer,
+                [chunks_metadata[index] for index in looping],
+                options,
+            )
+            self.last_speech_timestamp = max(after, self.last_speech_timestamp)
+            for index, segments in zip(looping, again, strict=True):
+                outputs[index] = segments
+        return outputs

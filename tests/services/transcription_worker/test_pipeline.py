@@ -11,9 +11,15 @@ from faster_whisper import decode_audio
 
 from tests.conftest import SAMPLES
 from tests.services.transcription_worker.speech import wer
+from transcription_worker import pipeline
 from transcription_worker.engine import WhisperEngine
 from transcription_worker.options import DecodeOptions
-from transcription_worker.pipeline import WINDOW_FRAMES, TrimmedBatchedPipeline, trimmed_frames
+from transcription_worker.pipeline import (
+    WINDOW_FRAMES,
+    TrimmedBatchedPipeline,
+    repeats_itself,
+    trimmed_frames,
+)
 from transcription_worker.settings import TranscriptionWorkerSettings
 from voxflow.settings import TranscriptionSettings
 
@@ -157,3 +163,52 @@ def test_a_micro_batch_of_short_notes_is_encoded_over_its_longest_note(
     assert "bread" in results[2].text.lower()
     assert results[2].text.lower().count("voice note") == 2, results[2].text  # said twice
     assert "dentist" in results[1].text.lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "loops"),
+    [
+        # tiny.en on an 8 s note in a 15 s window: the last sentence said twice.
+        ("David said that the customer list looked simple this year. Thomas went to the "
+         "market on Friday to buy some milk. Thomas went to the market on Friday to buy "
+         "some milk.", True),
+        ("Thank you very much. thank you, very much!", True),
+        ("the the the the the the the the", True),
+        ("I think so, I think so. We will see.", False),  # three words: speech, not a loop
+        ("This is a voice note. Remember to buy bread. This is a voice note.", False),
+        ("", False),
+    ],
+)  # fmt: skip
+def test_a_decoding_loop_is_a_run_of_words_said_twice_back_to_back(text: str, loops: bool) -> None:
+    assert repeats_itself(text) is loops
+
+
+def test_a_clip_that_loops_in_a_trimmed_window_is_decoded_again_over_the_full_window(
+    engines: dict[bool, WhisperEngine],
+    encoded: dict[bool, list[tuple[int, ...]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loop is rare and depends on the audio, so the check is told which clip loops:
+    # the one that mentions bread (the whole note, not its first 6 s). Its text must become
+    # faster-whisper's own.
+    note = decode_audio(str(VOICE_NOTE))
+    parts = [note, note[: 16000 * 6]]
+    options = {trim: _batched(engine.settings) for trim, engine in engines.items()}
+    padded = engines[False].transcribe_batch(parts, model_name="tiny.en", options=options[False])
+    trimmed_alone = engines[True].transcribe_batch(
+        parts, model_name="tiny.en", options=options[True]
+    )
+    encoded[True].clear()
+    monkeypatch.setattr(pipeline, "repeats_itself", lambda text: "bread" in text.lower())
+    guarded = engines[True].transcribe_batch(parts, model_name="tiny.en", options=options[True])
+    frames = trimmed_frames(
+        len(note) / 16000,
+        engines[True].settings.whisper_min_window_seconds,
+        engines[True].settings.whisper_window_margin_seconds,
+    )
+    assert encoded[True] == [(2, 80, frames), (1, 80, WINDOW_FRAMES)]
+    assert "bread" in padded[0].text.lower()
+    assert "bread" not in trimmed_alone[1].text.lower()
+    assert guarded[0].text == padded[0].text
+    assert guarded[0].segments == padded[0].segments
+    assert guarded[1].segments == trimmed_alone[1].segments  # its mate keeps the trimmed pass
