@@ -63,6 +63,7 @@ bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming
 	$(UV) run python scripts/benchmarks/overhead.py
 	$(UV) run python scripts/benchmarks/modes.py
 	$(UV) run python scripts/benchmarks/windows.py
+	$(UV) run python scripts/benchmarks/mates.py
 	$(UV) run python scripts/benchmarks/router.py
 	$(UV) run python scripts/benchmarks/throughput.py
 

@@ -67,7 +67,13 @@ def claim_mates(
     settings: TranscriptionSettings,
     models: ModelSettings,
 ) -> list[Job]:
-    """Claim up to `microbatch_max_jobs - 1` queued short jobs that share the leader's key."""
+    """Claim up to `microbatch_max_jobs - 1` queued short jobs that share the leader's key.
+
+    Mates closest to the leader's length come first: the batch is encoded over its longest
+    member (trimmed windows), so a 5 s note batched with a 28 s one pays for 29 s. Every job
+    still has its own queue message, so one that is never picked as a mate is transcribed
+    when its message comes up.
+    """
     wanted = settings.microbatch_max_jobs - 1
     longest = min(settings.microbatch_max_seconds, WINDOW_SECONDS)
     deadline = time.monotonic() + settings.microbatch_wait_seconds
@@ -75,7 +81,11 @@ def claim_mates(
     while True:
         with session_scope(sessions) as session:
             candidates = repository.lock_short_queued(
-                session, exclude=leader.id, max_seconds=longest, limit=4 * wanted
+                session,
+                exclude=leader.id,
+                max_seconds=longest,
+                near_seconds=leader.duration_seconds,
+                limit=4 * wanted,
             )
             for candidate in candidates:
                 if len(mates) >= wanted:

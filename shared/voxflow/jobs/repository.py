@@ -165,9 +165,13 @@ def lock_stale_waiting(session: Session, older_than: timedelta, limit: int) -> S
 
 
 def lock_short_queued(
-    session: Session, *, exclude: uuid.UUID, max_seconds: float, limit: int
+    session: Session, *, exclude: uuid.UUID, max_seconds: float, near_seconds: float, limit: int
 ) -> Sequence[Job]:
-    """Lock the oldest queued short jobs (micro-batch candidates), skipping locked rows."""
+    """Lock queued short jobs (micro-batch candidates), skipping locked rows.
+
+    Those closest in length to `near_seconds` come first, then the oldest: a micro-batch is
+    encoded over its longest member, so mates of similar length waste the least window.
+    """
     query = (
         select(Job)
         .where(
@@ -176,7 +180,7 @@ def lock_short_queued(
             Job.duration_seconds <= max_seconds,
             Job.attempts < Job.max_attempts,
         )
-        .order_by(Job.created_at, Job.id)
+        .order_by(func.abs(Job.duration_seconds - near_seconds), Job.created_at, Job.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
