@@ -258,6 +258,59 @@ class RssSampler:
         self._thread.join()
 
 
+def process_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of every process on the machine, by pid."""
+    import psutil
+
+    seconds = {}
+    for process in psutil.process_iter(["cpu_times"]):
+        times = process.info["cpu_times"]
+        if times is not None:
+            seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor has given to other guests (0 where not reported)."""
+    import psutil
+
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
+@dataclass
+class Contention:
+    """What else used the CPU during a phase: other processes, and the hypervisor (steal).
+
+    On 2 cores faster-whisper keeps both busy, so any other process (the stack's services,
+    the database, this script) or a busy hypervisor slows it directly.
+    """
+
+    before: dict[int, float] = field(default_factory=process_cpu)
+    steal: float = field(default_factory=steal_seconds)
+
+    def since(self, measured: set[int]) -> dict[str, Any]:
+        """CPU seconds since construction, leaving out the measured processes."""
+        now = process_cpu()
+        used = {pid: cpu - self.before.get(pid, 0.0) for pid, cpu in now.items()
+                if pid not in measured}  # fmt: skip
+        top = sorted(((cpu, pid) for pid, cpu in used.items() if cpu >= 0.5), reverse=True)
+        largest = [{"pid": pid, "name": _name(pid), "cpu": round(cpu, 2)} for cpu, pid in top[:5]]
+        return {
+            "others": round(sum(max(cpu, 0.0) for cpu in used.values()), 2),
+            "steal": round(steal_seconds() - self.steal, 2),
+            "largest": largest,
+        }
+
+
+def _name(pid: int) -> str:
+    import psutil
+
+    try:
+        return " ".join(psutil.Process(pid).cmdline()[:3])[:80]
+    except psutil.Error:
+        return "?"
+
+
 @dataclass
 class WorkerProcesses:
     """The transcription worker: Celery's main process and its prefork pool process(es)."""
@@ -322,6 +375,7 @@ def run_raw(workload: str, mode: str, recordings: list[Recording]) -> Phase:
             "--warmup", str(WARMUP), *(str(r.path) for r in recordings),
         ]  # fmt: skip
         began = time.perf_counter()
+        contention = Contention()
         child = subprocess.Popen(command)
         with RssSampler(lambda: [child.pid]) as sampler:
             code = child.wait()
@@ -342,13 +396,15 @@ def run_raw(workload: str, mode: str, recordings: list[Recording]) -> Phase:
             "process_seconds": elapsed,
             "cpu_seconds": result["cpu_seconds"],
             "sampled_peaks_bytes": sampler.peaks.get(child.pid),
+            "machine_cpu_seconds": contention.since({child.pid}),
             "whisper_audio_seconds": sum(float(f["audio_seconds"]) for f in result["files"]),
         },
     )  # fmt: skip
     progress.print(
         f"[dim]  {phase.audio_seconds:.0f}s of audio in {phase.wall_seconds:.1f}s: "
         f"{phase.throughput:.1f}x real time, WER {phase.wer:.3f}, "
-        f"peak RSS {_mib(phase.peak_rss_bytes)} MiB (anon {_mib(phase.peak_anon_bytes)})"
+        f"peak RSS {_mib(phase.peak_rss_bytes)} MiB (anon {_mib(phase.peak_anon_bytes)}); "
+        f"{_contention(phase)}"
     )
     return phase
 
@@ -507,10 +563,12 @@ def run_voxflow(
         worker = WorkerProcesses(running.stack.children["transcription_worker"].pid)
         warmup = _warm_up(running)
         cpu_before = worker.cpu_seconds()
+        contention = Contention()
         with RssSampler(worker.all) as sampler:
             submitted = _submit_all(running, recordings, threads)
             seen = _wait_all(running, [s.job_id for s in submitted], _timeout(recordings))
         cpu = worker.cpu_seconds() - cpu_before
+        machine = contention.since(set(worker.all()))
         snapshot = worker.snapshot(sampler)
         facts = _job_facts(running, submitted)
         if facts["failed"]:
@@ -529,6 +587,7 @@ def run_voxflow(
         "upload_threads": threads,
         "worker": snapshot,
         "worker_cpu_seconds": cpu,
+        "machine_cpu_seconds": machine,
         **{k: v for k, v in facts.items() if k not in ("failed", "last_finished", "first_claimed")},
     }
     phase = _phase(
@@ -541,9 +600,19 @@ def run_voxflow(
         f"{phase.throughput:.1f}x real time, WER {phase.wer:.3f}, worker pool peak RSS "
         f"{_mib(phase.peak_rss_bytes)} MiB; {facts['passes']} transcription pass(es) for "
         f"{len(recordings)} jobs (largest {facts['largest_pass']}), modes "
-        f"{facts['transcript_modes']}"
+        f"{facts['transcript_modes']}; {_contention(phase)}"
     )
     return phase
+
+
+def _contention(phase: Phase) -> str:
+    """CPU seconds other processes and the hypervisor took during a phase."""
+    machine = phase.details.get("machine_cpu_seconds") or {}
+    largest = ", ".join(f"{p['name']} {p['cpu']}" for p in machine.get("largest", [])[:3])
+    return (
+        f"other processes {machine.get('others')} CPU s ({largest}), "
+        f"stolen {machine.get('steal')} s"
+    )
 
 
 def _timeout(recordings: list[Recording]) -> float:
