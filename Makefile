@@ -59,7 +59,7 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
-bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming, throughput/WER/memory vs raw faster-whisper (~50 min)
+bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, throughput/WER/memory vs raw faster-whisper (~1 h)
 	$(UV) run python scripts/benchmarks/overhead.py
 	$(UV) run python scripts/benchmarks/modes.py
 	$(UV) run python scripts/benchmarks/windows.py
