@@ -4,8 +4,9 @@
         [--warmup samples/voice_note.ogg] FILE...
 
 Loads the worker's `WhisperEngine` once (settings from the environment, as the worker reads
-them, with `whisper_mode` forced to `--mode` and Voxflow's window trimming off, so the
-batched pipeline is faster-whisper's own), transcribes the warm-up file untimed, then each
+them, with `whisper_mode` forced to `--mode`, Voxflow's window trimming off and the
+library's default batch of 8 encoded whole, so the batched pipeline is faster-whisper's
+own; batches.py sets other batch sizes), transcribes the warm-up file untimed, then each
 FILE one at a time, and writes per-file wall times and texts plus this process's peak RSS
 (`ru_maxrss`, the kernel's high-water mark) as JSON. It imports only what transcribing needs,
 so its memory is the baseline the worker's is compared with.
@@ -19,6 +20,9 @@ import resource
 import time
 from pathlib import Path
 from typing import Any
+
+# BatchedInferencePipeline.transcribe's default batch_size.
+LIBRARY_BATCH_SIZE = 8
 
 
 def _ignore(_fraction: float) -> None:
@@ -56,16 +60,33 @@ def _microbatches(
     return results
 
 
-def run(mode: str, files: list[Path], warmup: Path | None, group: int = 8) -> dict[str, Any]:
-    """Transcribe `files` one at a time (or in micro-batches) with one loaded model."""
+def run(
+    mode: str,
+    files: list[Path],
+    warmup: Path | None,
+    group: int = 8,
+    *,
+    batch_size: int = LIBRARY_BATCH_SIZE,
+    encode_batch_size: int = 0,
+) -> dict[str, Any]:
+    """Transcribe `files` one at a time (or in micro-batches) with one loaded model.
+
+    `batch_size` and `encode_batch_size` are for batches.py; the defaults are faster-whisper's.
+    """
     from transcription_worker.engine import WhisperEngine
     from transcription_worker.options import DecodeOptions
     from transcription_worker.settings import TranscriptionWorkerSettings
 
     forced = "batched" if mode == "microbatch" else mode
-    # Raw means faster-whisper's own pipeline: every clip padded to a full 30 s window.
+    # Raw means faster-whisper's own pipeline: every clip padded to a full 30 s window, in
+    # batches of the library's default size (8), each encoded whole (unless asked otherwise).
     settings = TranscriptionWorkerSettings().model_copy(
-        update={"whisper_mode": forced, "whisper_trim_windows": False}
+        update={
+            "whisper_mode": forced,
+            "whisper_trim_windows": False,
+            "whisper_batch_size": batch_size,
+            "whisper_encode_batch_size": encode_batch_size,
+        }
     )
     engine = WhisperEngine(settings, settings)
     began = time.perf_counter()
@@ -100,6 +121,7 @@ def run(mode: str, files: list[Path], warmup: Path | None, group: int = 8) -> di
         "decode_options": {
             "mode": options.mode,
             "batch_size": options.batch_size,
+            "encode_batch_size": encode_batch_size,
             "beam_size": options.beam_size,
         },
         "device": list(engine.device()),
@@ -119,9 +141,14 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8, help="Files per micro-batch.")
     parser.add_argument("--out", type=Path, required=True, help="Where to write the JSON.")
     parser.add_argument("--warmup", type=Path, help="Transcribed once first, not timed.")
+    parser.add_argument("--batch-size", type=int, default=LIBRARY_BATCH_SIZE)
+    parser.add_argument("--encode-batch-size", type=int, default=0, help="0: the whole batch.")
     parser.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
-    result = run(args.mode, args.files, args.warmup, args.group)
+    result = run(
+        args.mode, args.files, args.warmup, args.group,
+        batch_size=args.batch_size, encode_batch_size=args.encode_batch_size,
+    )  # fmt: skip
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -81,17 +81,20 @@ class WhisperEngine:
         return device, compute
 
     def _load(self, name: str) -> _Loaded:
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
+
+        from transcription_worker.encoder import SplitEncoderWhisperModel
 
         device, compute = self.device()
         started = time.perf_counter()
-        model = WhisperModel(
+        model = SplitEncoderWhisperModel(
             resolve_model(name),
             device=device,
             device_index=self.settings.whisper_device_index,
             compute_type=compute,
             cpu_threads=self.settings.whisper_cpu_threads,
         )
+        model.encode_batch_size = self.settings.whisper_encode_batch_size
         self.load_seconds[name] = time.perf_counter() - started
         metrics.MODEL_LOAD.labels(model=name).set(self.load_seconds[name])
         log.info("loaded model %s on %s/%s in %.2fs", name, device, compute,

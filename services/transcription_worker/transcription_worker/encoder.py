@@ -1,0 +1,50 @@
+"""A Whisper model that decodes large batches but encodes them a few clips at a time.
+
+faster-whisper's batched pipeline runs each batch through the encoder and then the
+decoder's generation loop. The loop's cost is mostly per step, not per clip (on a CPU with
+tiny.en, a batch of 3 clips takes nearly as long to decode as one of 8), so a 5-minute
+recording, about 11 chunks of 30 s, decodes faster in one batch of 16 than in batches of
+8 and 3. The encoder's memory, though, grows with the batch: its self-attention holds
+1500 x 1500 scores per head for every clip. This model keeps both: the pipeline batches 16
+clips (WHISPER_BATCH_SIZE), and `encode` runs them through the encoder 8 at a time
+(WHISPER_ENCODE_BATCH_SIZE), joining the outputs (16 x 1500 x d_model floats, 37 MB for
+tiny) for one generation loop. The encoder output of a clip does not depend on its batch
+mates, so the transcript is the same as with either batch size alone.
+
+Measured by `scripts/benchmarks/batches.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+
+
+class SplitEncoderWhisperModel(WhisperModel):  # type: ignore[misc]
+    """`WhisperModel` whose `encode` runs at most `encode_batch_size` clips at a time.
+
+    0 (or a batch no larger) encodes the batch whole, exactly as faster-whisper does.
+    """
+
+    encode_batch_size: int = 0
+
+    def encode(self, features: np.ndarray[Any, Any]) -> ctranslate2.StorageView:
+        """The encoder output for `features` ([batch, n_mels, frames], or one clip)."""
+        step = self.encode_batch_size
+        if features.ndim == 2 or step <= 0 or features.shape[0] <= step:
+            return super().encode(features)
+        parts = [
+            np.asarray(self._encode_on_host(features[start : start + step]))
+            for start in range(0, features.shape[0], step)
+        ]
+        # A host array: generate() moves it to the model's device, as faster-whisper's
+        # multi-GPU path (to_cpu) relies on.
+        return ctranslate2.StorageView.from_array(np.concatenate(parts))
+
+    def _encode_on_host(self, features: np.ndarray[Any, Any]) -> ctranslate2.StorageView:
+        """One piece's encoder output, copied to host memory when the model is on a GPU."""
+        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
+        return self.model.encode(storage, to_cpu=self.model.device == "cuda")
