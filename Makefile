@@ -59,11 +59,12 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
-bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, throughput/WER/memory vs raw faster-whisper (~1 h)
+bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, batch sizes, throughput/WER/memory vs raw faster-whisper (~1 h)
 	$(UV) run python scripts/benchmarks/overhead.py
 	$(UV) run python scripts/benchmarks/modes.py
 	$(UV) run python scripts/benchmarks/windows.py
 	$(UV) run python scripts/benchmarks/mates.py
+	$(UV) run python scripts/benchmarks/batches.py --hour
 	$(UV) run python scripts/benchmarks/router.py
 	$(UV) run python scripts/benchmarks/throughput.py
 

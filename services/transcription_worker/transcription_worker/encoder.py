@@ -1,17 +1,18 @@
 """A Whisper model that decodes large batches but encodes them a few clips at a time.
 
-faster-whisper's batched pipeline runs each batch through the encoder and then the
-decoder's generation loop. The loop's cost is mostly per step, not per clip (on a CPU with
-tiny.en, a batch of 3 clips takes nearly as long to decode as one of 8), so a 5-minute
-recording, about 11 chunks of 30 s, decodes faster in one batch of 16 than in batches of
-8 and 3. The encoder's memory, though, grows with the batch: its self-attention holds
-1500 x 1500 scores per head for every clip. This model keeps both: the pipeline batches 16
-clips (WHISPER_BATCH_SIZE), and `encode` runs them through the encoder 8 at a time
-(WHISPER_ENCODE_BATCH_SIZE), joining the outputs (16 x 1500 x d_model floats, 37 MB for
-tiny) for one generation loop. The encoder output of a clip does not depend on its batch
-mates, so the transcript is the same as with either batch size alone.
+faster-whisper's batched pipeline runs each batch of 30 s clips through the encoder, then
+through one generation loop of the decoder. A 5-minute recording is about 11 clips: in the
+library's batches of 8 that is two loops, the second one for 3 clips; in one batch of 16 it
+is one loop, and the recording decodes 1.06x faster on a CPU. The encoder's memory grows
+with the batch, though (its self-attention holds 1500 x 1500 scores per head for every
+clip): encoded whole, a batch of 16 adds 480 MiB to the peak on a 1-hour recording. This
+model keeps both: the pipeline decodes 16 clips at a time (WHISPER_BATCH_SIZE), and
+`encode` runs them through the encoder 8 at a time (WHISPER_ENCODE_BATCH_SIZE), joining the
+outputs (16 x 1500 x d_model floats, 37 MB for tiny) for one generation loop. A clip's
+encoder output does not depend on its batch mates, so the transcripts are faster-whisper's
+word for word, and the peak memory is that of its batch of 8.
 
-Measured by `scripts/benchmarks/batches.py`.
+Measured by `scripts/benchmarks/batches.py` (table in docs/transcription.md).
 """
 
 from __future__ import annotations
