@@ -17,7 +17,6 @@ baseline's word for word. `--hour` adds the 1-hour recording of the throughput b
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import jiwer
 import typer
 
 if TYPE_CHECKING:  # mypy names modules by their path from the repository root
+    from scripts.benchmarks.common import normalise
     from scripts.benchmarks.corpus import (
         DEFAULT_DIR,
         Recording,
@@ -37,15 +37,12 @@ if TYPE_CHECKING:  # mypy names modules by their path from the repository root
         memory_recording,
     )
 else:  # run as a script, whose own directory is on sys.path
+    from common import normalise
     from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings, memory_recording
 
 HERE = Path(__file__).resolve().parent
 WARMUP = HERE.parent.parent / "samples" / "voice_note.ogg"
 MIB = 1024 * 1024
-
-
-def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).replace("'", "").split())
 
 
 @dataclass
@@ -97,12 +94,12 @@ def _measure(name: str, files: list[Recording], configs: list[Config], rounds: i
         for config in configs if round_ % 2 == 0 else configs[::-1]:
             run_once(config, files)
             print(f"  {config.label}: {config.walls[-1]:.1f} s", flush=True)
-    refs = " ".join(_normalise(f.text) for f in files)
+    refs = " ".join(normalise(f.text) for f in files)
     base = configs[0]
     print(f"{'':2}{'config':<24}{'wall s':>8}{'x real':>8}{'vs ' + base.label:>26}"
           f"{'WER':>7}{'peak MiB':>10}  same text as baseline")  # fmt: skip
     for config in configs:
-        wer = jiwer.wer(refs, " ".join(_normalise(t) for t in config.texts))
+        wer = jiwer.wer(refs, " ".join(normalise(t) for t in config.texts))
         same = "yes" if config.texts == base.texts else "no"
         print(f"  {config.label:<24}{config.wall:8.1f}{audio / config.wall:8.1f}"
               f"{base.wall / config.wall:25.2f}x{wer:7.3f}{max(config.peaks) / MIB:10.0f}  "

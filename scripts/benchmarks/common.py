@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -36,6 +37,13 @@ ISOLATED_ENV = (
 # Wide enough for the tables when the output is a file or a pipe (rich assumes 80 columns).
 console = Console() if sys.stdout.isatty() else Console(width=140)
 progress = Console(stderr=True)
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation (apostrophes dropped inside words), single spaces."""
+    text = text.lower().replace("\u2019", "'")
+    text = re.sub(r"[^a-z0-9' ]+", " ", text).replace("'", "")
+    return " ".join(text.split())
 
 
 def free_port() -> int:

@@ -74,6 +74,7 @@ if TYPE_CHECKING:  # mypy names modules by their path from the repository root
         git_revision,
         loadavg,
         machine,
+        normalise,
         progress,
         started_stack,
     )
@@ -86,6 +87,7 @@ else:  # run as a script, whose own directory is on sys.path
         git_revision,
         loadavg,
         machine,
+        normalise,
         progress,
         started_stack,
     )
@@ -155,13 +157,6 @@ class Phase:
     def throughput(self) -> float:
         """Audio seconds per wall second."""
         return self.audio_seconds / self.wall_seconds if self.wall_seconds else float("nan")
-
-
-def normalise(text: str) -> str:
-    """Lower case, no punctuation (apostrophes dropped inside words), single spaces."""
-    text = text.lower().replace("\u2019", "'")
-    text = re.sub(r"[^a-z0-9' ]+", " ", text).replace("'", "")
-    return " ".join(text.split())
 
 
 def word_error_rates(references: list[str], hypotheses: list[str]) -> tuple[float, list[float]]:

@@ -22,6 +22,7 @@ from typing import Any
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.transcribe import get_ctranslate2_storage
 
 
 class SplitEncoderWhisperModel(WhisperModel):  # type: ignore[misc]
@@ -47,5 +48,5 @@ class SplitEncoderWhisperModel(WhisperModel):  # type: ignore[misc]
 
     def _encode_on_host(self, features: np.ndarray[Any, Any]) -> ctranslate2.StorageView:
         """One piece's encoder output, copied to host memory when the model is on a GPU."""
-        storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
+        storage = get_ctranslate2_storage(features)
         return self.model.encode(storage, to_cpu=self.model.device == "cuda")
