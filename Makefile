@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools demo test chaos test-embedded lint format run bench bench-quick migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -35,6 +35,15 @@ tools:  ## Install what the tests need beyond Python: promtool and prometheus; c
 	@command -v kubectl >/dev/null || \
 	  echo "warning: kubectl (1.27+) not found; the Kubernetes tests in tests/deploy need it"
 
+# The load benchmark drives the APIs with wrk (Debian's `wrk`), installed here when missing.
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	  fi; \
+	  command -v wrk >/dev/null || { echo "error: the load benchmark needs wrk (apt-get install wrk)"; exit 1; }; \
+	}
+
 demo: install  ## Start the embedded stack, upload samples/voice_note.ogg, print transcript and notes
 	$(UV) run voxflow demo samples/voice_note.ogg
 
@@ -59,14 +68,22 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
-bench: install  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, batch sizes, throughput/WER/memory vs raw faster-whisper (~1 h)
+# The commit before issue 15's API work: the load benchmark measures it in the same run.
+LOAD_BASELINE ?= 90728ab
+
+bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, batch sizes, API load, throughput/WER/memory vs raw faster-whisper (~1 h 15 min)
 	$(UV) run python scripts/benchmarks/overhead.py
 	$(UV) run python scripts/benchmarks/modes.py
 	$(UV) run python scripts/benchmarks/windows.py
 	$(UV) run python scripts/benchmarks/mates.py
 	$(UV) run python scripts/benchmarks/batches.py --hour
 	$(UV) run python scripts/benchmarks/router.py
+	$(MAKE) bench-load
 	$(UV) run python scripts/benchmarks/throughput.py
+
+bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads at 16/64/256 connections vs LOAD_BASELINE, then a 100,000-request soak (~12 min)
+	mkdir -p .voxflow/bench
+	$(UV) run python scripts/benchmarks/load.py --baseline $(LOAD_BASELINE) --soak 100000 --output .voxflow/bench/load.json
 
 bench-quick: install  ## Throughput benchmark on a small corpus (a few minutes)
 	$(UV) run python scripts/benchmarks/throughput.py --quick

@@ -13,13 +13,22 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
 from voxflow.observability.tracing import instrument_engine
 
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "voxflow_after_commit"
+_WROTE = "voxflow_wrote"
+_READ_ONLY = "voxflow_read_only"
+_UNDO = "voxflow_undo_unless_committed"
 
 
 class Base(DeclarativeBase):
@@ -41,14 +50,79 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     return engine
 
 
+def make_async_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+    """An asyncio engine (psycopg's async connections) for the HTTP services, traced if on.
+
+    No pre-ping: a ping is a round trip on every checkout, as much as the query a read
+    request makes. A connection that died (the server restarted) fails its request with
+    a 503 `database_unavailable`, and SQLAlchemy then drops every pooled connection made
+    before the failure, so the next requests reconnect.
+    """
+    # No overflow: a connection opened for one request and closed after it costs the server
+    # a process start; waiting for a pooled one is far cheaper.
+    engine = create_async_engine(
+        normalize_url(url), pool_size=pool_size, max_overflow=0, skip_autocommit_rollback=True
+    )
+    instrument_engine(engine.sync_engine)
+    return engine
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Create the session factory; sessions never expire loaded rows on commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def make_async_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The asyncio session factory; like `make_sessionmaker`, rows never expire on commit."""
+    return async_sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def read_only(session: Session) -> None:
+    """Make the session refuse to write (the unit of work of a GET request runs without a
+    transaction, so a write there would commit at once, alone)."""
+    session.info[_READ_ONLY] = True
+
+
+def wrote(session: Session) -> bool:
+    """Whether the session's unit of work changed anything (a flush, or an INSERT/UPDATE/DELETE)."""
+    return bool(session.info.get(_WROTE))
+
+
+def _note_write(session: Session) -> None:
+    if session.info.get(_READ_ONLY):
+        raise RuntimeError("this unit of work is read-only (a GET request) and cannot write")
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "before_flush")
+def _note_flush(session: Session, _context: object, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        _note_write(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        _note_write(state.session)
+
+
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:
     """Run `callback` after the session's current transaction commits; drop it on rollback."""
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def undo_unless_committed(session: Session, undo: Callable[[], Any]) -> None:
+    """Have the unit-of-work boundary call `undo` if this transaction does not commit.
+
+    For what lives outside the database: audio stored for a job that is never recorded.
+    """
+    session.info.setdefault(_UNDO, []).append(undo)
+
+
+def take_undos(session: Session) -> list[Callable[[], Any]]:
+    """The undos of work that was not committed (the boundary runs them at its end)."""
+    undos: list[Callable[[], Any]] = session.info.pop(_UNDO, [])
+    return undos
 
 
 @event.listens_for(Session, "after_commit")
@@ -62,9 +136,16 @@ def _run_after_commit(session: Session) -> None:
             log.exception("after-commit callback failed; the sweeper will recover")
 
 
+@event.listens_for(Session, "after_commit")
+def _forget_writes(session: Session) -> None:
+    session.info.pop(_WROTE, None)
+    session.info.pop(_UNDO, None)  # committed: nothing to undo
+
+
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_WROTE, None)
 
 
 @contextmanager
@@ -79,3 +160,5 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+        for undo in take_undos(session):
+            undo()

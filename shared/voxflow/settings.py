@@ -27,7 +27,13 @@ class DatabaseSettings(BaseSettings):
         description="PostgreSQL URL (postgresql+psycopg://...). Unset: `voxflow run` starts "
         "an embedded PostgreSQL and passes its URL to every service.",
     )
-    database_pool_size: int = Field(default=5, description="Connections kept per process.")
+    database_pool_size: int = Field(
+        default=10,
+        gt=0,
+        description="Database connections each API process keeps open. A request holds one "
+        "only while it runs; when all are busy, requests wait for one (none are opened beyond "
+        "this: opening a connection costs more than waiting for one).",
+    )
 
 
 class RedisSettings(BaseSettings):
@@ -318,6 +324,20 @@ class ApiSettings(BaseSettings):
     public_status_url: str = Field(
         default="http://127.0.0.1:8001",
         description="Base URL of the status API, used in `Location` headers and links.",
+    )
+
+
+class AuthSettings(BaseSettings):
+    """How the HTTP services check API keys."""
+
+    model_config = _CONFIG
+
+    api_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long an API process trusts a key it has checked without asking the "
+        "database again: a revoked key stops working everywhere within this many seconds. "
+        "0: every request looks its key up.",
     )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import redis_client_url
-from voxflow.jobs import control, repository, service
+from voxflow.jobs import control, idempotency_keys, service
 from voxflow.logs import configure_logging
 from voxflow.observability import exposition, metrics
 from voxflow.observability.collectors import PlatformCollector
@@ -60,7 +60,7 @@ HOUSEKEEPING_BATCH = 500
 def housekeep(sessions: sessionmaker[Session], settings: SweeperSettings) -> None:
     """Retention of old audio and expiry of idempotency keys, one bounded batch each."""
     with session_scope(sessions) as session:
-        gone = repository.purge_idempotency_keys(session)
+        gone = idempotency_keys.purge_expired(session)
     if gone:
         log.info("housekeeping: %d expired idempotency key(s) removed", gone)
     if settings.audio_retention_days is None:

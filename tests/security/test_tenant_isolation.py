@@ -27,6 +27,7 @@ from ingest_api.app import create_app as create_ingest_app
 from ingest_api.settings import IngestSettings
 from status_api.app import create_app as create_status_app
 from status_api.service import encode_cursor
+from status_api.settings import StatusSettings
 from tests.security.media import VOICE_NOTE
 from tests.services.status_api.conftest import JobMaker
 from voxflow.apikeys import IssuedKey, issue_key
@@ -79,15 +80,16 @@ def spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ingest(spool: Path) -> Iterator[TestClient]:
-    """The ingestion API."""
-    with TestClient(create_ingest_app(IngestSettings(spool_dir=spool))) as running:
+    """The ingestion API (looking every key up: a revoked key is refused at once)."""
+    settings = IngestSettings(spool_dir=spool, api_key_cache_seconds=0)
+    with TestClient(create_ingest_app(settings)) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def status() -> Iterator[TestClient]:
-    """The status API."""
-    with TestClient(create_status_app()) as running:
+    """The status API (looking every key up: a revoked key is refused at once)."""
+    with TestClient(create_status_app(StatusSettings(api_key_cache_seconds=0))) as running:
         yield running
 
 

@@ -31,7 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         configure_logging("ingest_api")
         setup_tracing("ingest_api")  # before the engine exists, so that its SQL is traced
         app.state.settings = configured
-        app.state.runtime = Runtime.build(configured, make_storage(configured))
+        app.state.runtime = Runtime.build(configured, configured, make_storage(configured))
         broker = (
             redis.Redis.from_url(redis_client_url(configured.redis_url), socket_timeout=2)
             if configured.redis_url
@@ -45,7 +45,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         finally:
             if broker is not None:
                 broker.close()
-            app.state.runtime.close()
+            await app.state.runtime.close()
             shutdown_probe_pool()
             flush_tracing()
 

@@ -8,8 +8,9 @@ gets the original answer instead of a second job:
 * same key while the first request is still running: 409 `idempotency_key_in_use`.
 
 Keys are scoped per tenant and expire after `IDEMPOTENCY_TTL_SECONDS` (24 h). The key is
-taken in its own committed transaction before the body is read, so a concurrent request
-sees it at once; the response is stored in the same transaction as the job, so a job never
+taken and committed before the body is read (the one commit of a request before its end),
+so a concurrent request sees it at once; the response is stored in the same transaction as
+the job, so a job never
 exists without its key's answer. A request that fails lets the key go (the client may retry
 after fixing the request), and a key held longer than the upload deadline by a request that
 died is taken over. "Same request" means the same audio (SHA-256), file name, options and
@@ -21,16 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from voxflow.db import session_scope
-from voxflow.jobs.models import IdempotencyKey
+from voxflow.jobs import idempotency_keys
 from voxflow.web.errors import ApiError
 
 HEADER = "Idempotency-Key"
@@ -73,41 +72,30 @@ def fingerprint(
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def begin(
-    sessions: sessionmaker[Session], tenant: str, key: str, *, ttl: timedelta, stale: timedelta
-) -> Held:
-    """Take the key for this request, or report the answer (or the request) that holds it."""
+def begin(session: Session, tenant: str, key: str, *, ttl: timedelta, stale: timedelta) -> Held:
+    """Take the key for this request, or report the answer (or the request) that holds it.
+
+    A key taken here must be committed at once by the caller, before the body is read: the
+    request that retries concurrently has to see it taken.
+    """
     now = datetime.now(UTC)
-    with session_scope(sessions) as session:
-        taken = session.execute(
-            insert(IdempotencyKey)
-            .values(tenant=tenant, key=key, state="in_flight", created_at=now, expires_at=now + ttl)
-            .on_conflict_do_nothing()
-            .returning(IdempotencyKey.key)
-        ).first()
-        if taken is not None:
-            return Held("new", tenant, key)
-        row = session.scalars(
-            select(IdempotencyKey)
-            .where(IdempotencyKey.tenant == tenant, IdempotencyKey.key == key)
-            .with_for_update()
-        ).one()
-        expired = row.expires_at <= now
-        abandoned = row.state == "in_flight" and row.created_at <= now - stale
-        if expired or abandoned:
-            # Start over under the same key: the old answer is gone or never came.
-            row.state, row.created_at, row.expires_at = "in_flight", now, now + ttl
-            row.fingerprint = row.response_body = row.response_headers = None
-            row.response_status = row.job_id = None
-            return Held("new", tenant, key)
-        if row.state == "in_flight":
-            raise ApiError(
-                409, "idempotency_key_in_use",
-                f"A request with this {HEADER} is still being processed; retry when it ends.",
-                {"Retry-After": "5"},
-            )  # fmt: skip
-        return Held("done", tenant, key, row.fingerprint, row.response_status,
-                    row.response_body, row.response_headers)  # fmt: skip
+    if idempotency_keys.take(session, tenant, key, now, now + ttl):
+        return Held("new", tenant, key)
+    row = idempotency_keys.lock(session, tenant, key)
+    expired = row.expires_at <= now
+    abandoned = row.state == "in_flight" and row.created_at <= now - stale
+    if expired or abandoned:
+        # Start over under the same key: the old answer is gone or never came.
+        idempotency_keys.restart(row, now, now + ttl)
+        return Held("new", tenant, key)
+    if row.state == "in_flight":
+        raise ApiError(
+            409, "idempotency_key_in_use",
+            f"A request with this {HEADER} is still being processed; retry when it ends.",
+            {"Retry-After": "5"},
+        )  # fmt: skip
+    return Held("done", tenant, key, row.fingerprint, row.response_status,
+                row.response_body, row.response_headers)  # fmt: skip
 
 
 def check_replay(held: Held, request_fingerprint: str) -> None:
@@ -122,23 +110,15 @@ def check_replay(held: Held, request_fingerprint: str) -> None:
 
 def complete(
     session: Session, held: Held, request_fingerprint: str, *, status_code: int,
-    body: dict[str, Any], headers: dict[str, str], job_id: Any,
+    body: dict[str, Any], headers: dict[str, str], job_id: uuid.UUID,
 ) -> None:  # fmt: skip
     """Store the answer, in the transaction that records the job."""
-    row = session.get(IdempotencyKey, (held.tenant, held.key))
-    if row is None:  # swept while we worked: the job stands; the key is simply not kept
-        return
-    row.state, row.fingerprint, row.job_id = "done", request_fingerprint, job_id
-    row.response_status, row.response_body, row.response_headers = status_code, body, headers
+    idempotency_keys.store_answer(
+        session, held.tenant, held.key, request_fingerprint,
+        status_code=status_code, body=body, headers=headers, job_id=job_id,
+    )  # fmt: skip
 
 
-def release(sessions: sessionmaker[Session], held: Held) -> None:
+def release(session: Session, held: Held) -> None:
     """Let the key go after a failed request, so the client may retry with it."""
-    with session_scope(sessions) as session:
-        session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.tenant == held.tenant,
-                IdempotencyKey.key == held.key,
-                IdempotencyKey.state == "in_flight",
-            )
-        )
+    idempotency_keys.delete_in_flight(session, held.tenant, held.key)

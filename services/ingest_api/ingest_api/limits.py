@@ -18,11 +18,9 @@ import math
 import uuid
 
 import redis
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from voxflow.jobs.models import Job
-from voxflow.jobs.states import TERMINAL
+from voxflow.jobs import repository
 from voxflow.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -76,17 +74,12 @@ class UploadLimits:
                 {"Retry-After": str(wait)},
             )  # fmt: skip
 
-    def check_quota(self, sessions: sessionmaker[Session], tenant: str) -> None:
+    def check_quota(self, session: Session, tenant: str) -> None:
         """Refuse an upload while the tenant has too many unfinished jobs."""
         if self.max_active is None:
             return
-        with sessions() as session:
-            active = session.scalar(
-                select(func.count())
-                .select_from(Job)
-                .where(Job.tenant == tenant, Job.status.not_in([s.value for s in TERMINAL]))
-            )
-        if (active or 0) >= self.max_active:
+        active = repository.count_active_jobs(session, tenant)
+        if active >= self.max_active:
             raise ApiError(
                 429, "too_many_active_jobs",
                 f"This tenant already has {active} unfinished jobs (the limit is "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api import idempotency, service
@@ -18,7 +18,7 @@ from ingest_api.upload import parse_upload
 from voxflow.jobs.models import Job
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, error_responses
-from voxflow.web.runtime import get_runtime
+from voxflow.web.runtime import DbSession, get_runtime
 from voxflow.webhooks.urls import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -69,35 +69,42 @@ _UPLOAD_BODY = {
     responses=error_responses(400, 401, 408, 409, 413, 415, 422, 429, 503),
 )
 async def create_job(
-    request: Request, response: Response, tenant: Tenant
+    request: Request, response: Response, tenant: Tenant, session: DbSession
 ) -> JobAccepted | JSONResponse:
     """Stream the upload to a spool file, check it, store it and queue the job."""
     settings: IngestSettings = request.app.state.settings
-    runtime = get_runtime(request)
     key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
     held = None
     if key is not None:
-        held = await run_in_threadpool(
-            lambda: idempotency.begin(
-                runtime.sessions, tenant, key,
-                ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
-                stale=timedelta(seconds=settings.idempotency_stale_seconds),
-            )
+        held = await session.run_sync(
+            idempotency.begin, tenant, key,
+            ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+            stale=timedelta(seconds=settings.idempotency_stale_seconds),
         )  # fmt: skip
+        # The one commit before the request's end: a concurrent retry must see the key taken.
+        await session.commit()
     try:
         if held is None or held.kind == "new":  # a replay is not a new upload
             limits: UploadLimits = request.app.state.limits
             await run_in_threadpool(limits.check_rate, tenant)
-            await run_in_threadpool(limits.check_quota, runtime.sessions, tenant)
-        return await _create_job(request, response, tenant, held)
+            await session.run_sync(limits.check_quota, tenant)
+        # Reading the body may take minutes: hold no connection (nor transaction) meanwhile.
+        await session.rollback()
+        return await _create_job(request, response, tenant, held, session)
     except BaseException:
         if held is not None and held.kind == "new":
-            await run_in_threadpool(idempotency.release, runtime.sessions, held)
+            await session.rollback()
+            await session.run_sync(idempotency.release, held)
+            await session.commit()  # the key is free for the client's retry
         raise
 
 
 async def _create_job(
-    request: Request, response: Response, tenant: str, held: idempotency.Held | None
+    request: Request,
+    response: Response,
+    tenant: str,
+    held: idempotency.Held | None,
+    session: AsyncSession,
 ) -> JobAccepted | JSONResponse:
     settings: IngestSettings = request.app.state.settings
     runtime = get_runtime(request)
@@ -132,39 +139,25 @@ async def _create_job(
                 headers={**(held.headers or {}), "Idempotent-Replayed": "true"},
             )  # fmt: skip
         audio = await run_in_threadpool(service.check_audio, upload, settings)
-
-        def record(session: Session, job: Job) -> None:
-            if held is not None:
-                body = _accepted(job, settings).model_dump(mode="json")
-                idempotency.complete(session, held, same, status_code=202, body=body,
-                                     headers={"Location": _location(job, settings)},
-                                     job_id=job.id)  # fmt: skip
-
-        job = await run_in_threadpool(
-            lambda: service.store_and_record(
-                tenant=tenant,
-                upload=upload,
-                options=options,
-                audio=audio,
-                storage=runtime.storage,
-                sessions=runtime.sessions,
-                settings=settings,
-                record=record,
-                webhook_url=webhook_url,
-            )
-        )
+        job = await service.store_and_record(
+            session, tenant=tenant, upload=upload, options=options, audio=audio,
+            storage=runtime.storage, settings=settings, webhook_url=webhook_url,
+        )  # fmt: skip
     finally:
         Path(upload.path).unlink(missing_ok=True)  # noqa: ASYNC240 (instant local unlink)
-    response.headers["Location"] = _location(job, settings)
-    return _accepted(job, settings)
-
-
-def _location(job: Job, settings: IngestSettings) -> str:
-    return f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}"
+    accepted = _accepted(job, settings)
+    location = accepted.links.self
+    if held is not None:  # the answer a retry with the same key will get, with the job
+        await session.run_sync(
+            idempotency.complete, held, same, status_code=202,
+            body=accepted.model_dump(mode="json"), headers={"Location": location}, job_id=job.id,
+        )  # fmt: skip
+    response.headers["Location"] = location
+    return accepted
 
 
 def _accepted(job: Job, settings: IngestSettings) -> JobAccepted:
-    location = _location(job, settings)
+    location = f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}"
     return JobAccepted(
         id=job.id,
         status="queued",

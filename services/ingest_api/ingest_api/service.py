@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
 
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import ParsedUpload
 from voxflow.audio import AudioInfo, AudioRejectedError, probe_isolated
-from voxflow.db import session_scope
+from voxflow.db import undo_unless_committed
 from voxflow.jobs import service
 from voxflow.jobs.models import Job
 from voxflow.logs import bind_job_id, unbind_job_id
@@ -79,26 +79,26 @@ def check_audio(upload: ParsedUpload, settings: IngestSettings) -> AudioInfo:
         raise ApiError(_PROBE_STATUS.get(exc.code, 422), exc.code, exc.message) from exc
 
 
-def store_and_record(
+async def store_and_record(
+    session: AsyncSession,
     *,
     tenant: str,
     upload: ParsedUpload,
     options: JobOptions,
     audio: AudioInfo,
     storage: Storage,
-    sessions: sessionmaker[Session],
     settings: IngestSettings,
-    record: Callable[[Session, Job], None] | None = None,
     webhook_url: str | None = None,
 ) -> Job:
-    """Store the audio, then commit the job (which publishes it); undo the file on failure.
+    """Store the audio, then record the job in the request's unit of work (flushed).
 
-    `record` runs in the job's transaction (the idempotency key's answer is stored there).
+    No stored audio without a job: a failure here removes the file at once, and a commit
+    that does not happen afterwards removes it at the unit of work's end.
     """
     job_id = uuid.uuid4()
     key = source_key(tenant, job_id)
     try:
-        storage.put_file(key, Path(upload.path))
+        await run_in_threadpool(storage.put_file, key, Path(upload.path))
     except StorageError as exc:
         log.warning("storage failed while storing an upload: %s", exc)
         raise ApiError(
@@ -107,13 +107,13 @@ def store_and_record(
             "The audio storage is unavailable; retry shortly.",
             {"Retry-After": "5"},
         ) from exc
+    job_options = options.model_dump(exclude_none=True)
+    job_options.setdefault("model", settings.whisper_model)
     bound = bind_job_id(job_id)  # the logs of recording it carry the job id
     try:
-        with session_scope(sessions) as session:
-            job_options = options.model_dump(exclude_none=True)
-            job_options.setdefault("model", settings.whisper_model)
-            job = service.create_job(
-                session,
+        job = await session.run_sync(
+            lambda sync: service.create_job(
+                sync,
                 job_id=job_id,
                 tenant=tenant,
                 options=job_options,
@@ -125,11 +125,9 @@ def store_and_record(
                 max_attempts=settings.max_attempts,
                 webhook_url=webhook_url,
             )
-            if record is not None:
-                record(session, job)
-            return job
+        )
     except BaseException as exc:
-        storage.delete(key)  # no stored audio without a job
+        await run_in_threadpool(storage.delete, key)
         if isinstance(exc, OperationalError):
             log.warning("database unavailable while recording a job: %s", exc)
             raise ApiError(
@@ -141,3 +139,5 @@ def store_and_record(
         raise
     finally:
         unbind_job_id(bound)
+    undo_unless_committed(session.sync_session, lambda: storage.delete(key))
+    return job

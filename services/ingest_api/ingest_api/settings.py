@@ -7,6 +7,7 @@ from pydantic import Field
 from voxflow.queue.celery_app import QueueSettings
 from voxflow.settings import (
     ApiSettings,
+    AuthSettings,
     DatabaseSettings,
     JobSettings,
     ModelSettings,
@@ -24,6 +25,7 @@ class IngestSettings(
     ModelSettings,
     JobSettings,
     ApiSettings,
+    AuthSettings,
     WebhookSettings,
 ):
     """Everything the ingestion API reads from the environment (prefix VOXFLOW_)."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import redis
 from celery import Task
+from sqlalchemy.orm import Session
 
 from llm_worker.notes import Note, NoteError, write_note
 from llm_worker.router.config import BudgetPolicy, load_config
@@ -20,7 +22,7 @@ from llm_worker.settings import LlmWorkerSettings
 from voxflow.db import session_scope
 from voxflow.embedded import redis_client_url
 from voxflow.jobs import repository, service
-from voxflow.jobs.errors import JobError, PermanentJobError
+from voxflow.jobs.errors import JobError, LeaseLostError, PermanentJobError
 from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import make_celery
@@ -64,15 +66,18 @@ install_process_hooks(app, on_start=_drop_router, on_stop=_drop_router)
 register_webhook_task(app)
 
 
-def _free_only(job: Job, budget: BudgetPolicy) -> bool:
+def _spent_today(session: Session, job: Job, budget: BudgetPolicy) -> Decimal | None:
+    """What the tenant's LLM calls cost today (None when it has no budget to keep)."""
+    if budget.limit(job.tenant) is None:
+        return None
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return repository.tenant_spend_since(session, job.tenant, midnight)
+
+
+def _free_only(job: Job, budget: BudgetPolicy, spent: Decimal | None) -> bool:
     """Whether the tenant's daily budget is spent (then only free deployments may run)."""
     limit = budget.limit(job.tenant)
-    if limit is None:
-        return False
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    with session_scope(get_runtime().sessions) as session:
-        spent = repository.tenant_spend_since(session, job.tenant, midnight)
-    if spent < limit:
+    if limit is None or spent is None or spent < limit:
         return False
     if budget.when_exhausted == "fail":
         raise PermanentJobError(
@@ -84,9 +89,9 @@ def _free_only(job: Job, budget: BudgetPolicy) -> bool:
     return True
 
 
-def _record_calls(job: Job, task: str, attempts: list[Attempt]) -> None:
+def _calls(job: Job, task: str, attempts: list[Attempt]) -> list[LlmCall]:
     """Every call is paid for or counted, so it is stored even when the note is not."""
-    rows = [
+    return [
         LlmCall(
             job_id=job.id,
             tenant=job.tenant,
@@ -103,9 +108,6 @@ def _record_calls(job: Job, task: str, attempts: list[Attempt]) -> None:
         )
         for a in attempts
     ]
-    if rows:
-        with session_scope(get_runtime().sessions) as session:
-            repository.add_llm_calls(session, rows)
 
 
 def _output_json(task: str, value: Any) -> Any:
@@ -130,13 +132,31 @@ def _result(job: Job, task: str, note: Note) -> LlmResult:
     )  # fmt: skip
 
 
+def _store_note(job: Job, task: str, note: Note, owner: str, lease: timedelta) -> None:
+    """One transaction per note: its calls, and its result if the job is still ours.
+
+    A lost lease keeps the result out but the calls in: they were paid for either way.
+    """
+    lost: LeaseLostError | None = None
+    with session_scope(get_runtime().sessions) as session:
+        repository.add_llm_calls(session, _calls(job, task, note.attempts))
+        try:
+            service.add_llm_result(session, job.id, owner, _result(job, task, note), lease)
+        except LeaseLostError as exc:  # the lease check failed before anything was written
+            lost = exc
+    if lost is not None:
+        raise lost
+
+
 def _generate(job: Job, heartbeat: Heartbeat) -> None:
     runtime = get_runtime()
     router = get_router()
+    budget = router.config.budget
     lease = timedelta(seconds=runtime.settings.lease_seconds)
     with session_scope(runtime.sessions) as session:
         transcript = repository.get_transcript(session, job.id)
         done = {r.task for r in repository.list_llm_results(session, job.id)}
+        spent = _spent_today(session, job, budget)  # summed once; each note adds its cost
     if transcript is None:
         raise PermanentJobError(
             "The job has no transcript to write notes from.", "transcript_missing"
@@ -145,19 +165,18 @@ def _generate(job: Job, heartbeat: Heartbeat) -> None:
         if task in done:
             continue  # written by an earlier attempt: redelivery must not redo paid work
         heartbeat.check()
-        free_only = _free_only(job, router.config.budget)
+        free_only = _free_only(job, budget, spent)
         try:
             note = write_note(router, task, transcript.text, transcript.segments,
                               job.options.get("instruction"), free_only=free_only)  # fmt: skip
         except NoteError as exc:
-            _record_calls(job, task, exc.attempts)
+            with session_scope(runtime.sessions) as session:
+                repository.add_llm_calls(session, _calls(job, task, exc.attempts))
             error = PermanentJobError if exc.code in PERMANENT_CODES else JobError
             raise error(f"{task}: {exc.message}", f"llm_{exc.code}") from exc
-        _record_calls(job, task, note.attempts)
-        with session_scope(runtime.sessions) as session:
-            service.add_llm_result(
-                session, job.id, heartbeat.owner, _result(job, task, note), lease
-            )
+        _store_note(job, task, note, heartbeat.owner, lease)
+        if spent is not None:
+            spent += note.cost_usd
     with session_scope(runtime.sessions) as session:
         service.finish_generation(session, job.id, heartbeat.owner)
     log.info("job %s: notes written (%s)", job.id, ", ".join(job.options.get("tasks", [])))

@@ -26,13 +26,13 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         resolved = settings or StatusSettings()
         configure_logging("status_api")
         setup_tracing("status_api")  # before the engine exists, so that its SQL is traced
-        runtime = Runtime.build(resolved, make_storage(resolved))
+        runtime = Runtime.build(resolved, resolved, make_storage(resolved))
         app.state.settings = resolved
         app.state.runtime = runtime
         try:
             yield
         finally:
-            runtime.close()
+            await runtime.close()
             flush_tracing()
 
     app = FastAPI(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from status_api import service
 from status_api.schemas import (
@@ -20,19 +20,18 @@ from status_api.schemas import (
 )
 from status_api.settings import StatusSettings
 from voxflow.formats import DEFAULT_MAX_LINE_CHARS
+from voxflow.jobs import repository
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
 from voxflow.web.observability import bind_request_job
-from voxflow.web.runtime import get_runtime, read_session
+from voxflow.web.runtime import DbSession, get_runtime
 
 # Logs of a request about one job carry its id.
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
 
-ReadSession = Annotated[Session, Depends(read_session)]
 
-
-def _settings(request: Request) -> StatusSettings:
+async def _settings(request: Request) -> StatusSettings:
     settings: StatusSettings = request.app.state.settings
     return settings
 
@@ -53,9 +52,9 @@ _TRANSCRIPT_CONTENT: dict[str, dict[str, object]] = {
     summary="List jobs, newest first",
     responses=error_responses(400, 401, 422),
 )
-def list_jobs(
+async def list_jobs(
     tenant: Tenant,
-    session: ReadSession,
+    session: DbSession,
     settings: Settings,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[
@@ -64,8 +63,8 @@ def list_jobs(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> JobList:
     """A page of this tenant's jobs; follow `next_cursor` for the next one."""
-    return service.list_jobs(
-        session,
+    return await session.run_sync(
+        service.list_jobs,
         tenant,
         settings.public_status_url,
         status=status,
@@ -75,24 +74,27 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
-def get_job(job_id: str, tenant: Tenant, session: ReadSession, settings: Settings) -> JobView:
+async def get_job(job_id: str, tenant: Tenant, session: DbSession, settings: Settings) -> JobView:
     """State, progress, stage times and links of one job."""
-    return service.job_view(service.get_job(session, tenant, job_id), settings.public_status_url)
+    job = await session.run_sync(service.get_job, tenant, job_id)
+    return service.job_view(job, settings.public_status_url)
 
 
 @router.get("/{job_id}/events", summary="Get a job's timeline", responses=error_responses(401, 404))
-def list_events(job_id: str, tenant: Tenant, session: ReadSession) -> list[EventView]:
+async def list_events(job_id: str, tenant: Tenant, session: DbSession) -> list[EventView]:
     """Every state change of the job, oldest first."""
-    return service.list_events(session, tenant, job_id)
+    return await session.run_sync(service.list_events, tenant, job_id)
 
 
 @router.get(
     "/{job_id}/webhooks", summary="Get a job's webhook deliveries",
     responses=error_responses(401, 404),
 )  # fmt: skip
-def list_webhooks(job_id: str, tenant: Tenant, session: ReadSession) -> list[WebhookDeliveryView]:
+async def list_webhooks(
+    job_id: str, tenant: Tenant, session: DbSession
+) -> list[WebhookDeliveryView]:
     """Each webhook event of the job: status, attempts, last answer and next attempt."""
-    return service.list_webhooks(session, tenant, job_id)
+    return await session.run_sync(service.list_webhooks, tenant, job_id)
 
 
 @router.get(
@@ -104,10 +106,10 @@ def list_webhooks(job_id: str, tenant: Tenant, session: ReadSession) -> list[Web
         **error_responses(401, 404, 409, 422),
     },
 )
-def get_transcript(
+async def get_transcript(
     job_id: str,
     tenant: Tenant,
-    session: ReadSession,
+    session: DbSession,
     fmt: Annotated[
         TranscriptFormat,
         Query(
@@ -132,9 +134,11 @@ def get_transcript(
     ] = DEFAULT_MAX_LINE_CHARS,
 ) -> Response:
     """The transcript as JSON, verbose JSON, plain text, SubRip or WebVTT; 409 until it exists."""
-    rendered = service.render_transcript(
-        session, tenant, job_id, fmt, max_line_chars=max_line_chars
-    )
+    stored = await session.run_sync(service.load_transcript, tenant, job_id)
+    if stored.large:  # seconds of CPU: the event loop keeps serving meanwhile
+        rendered = await run_in_threadpool(stored.render, fmt, max_line_chars)
+    else:
+        rendered = stored.render(fmt, max_line_chars)
     headers = {}
     if fmt not in {"json", "verbose_json"}:
         headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'
@@ -144,9 +148,9 @@ def get_transcript(
 @router.get(
     "/{job_id}/results", summary="Get a job's LLM results", responses=error_responses(401, 404)
 )
-def list_results(job_id: str, tenant: Tenant, session: ReadSession) -> ResultsView:
+async def list_results(job_id: str, tenant: Tenant, session: DbSession) -> ResultsView:
     """The notes written from the transcript, with token usage and cost totals."""
-    return service.list_results(session, tenant, job_id)
+    return await session.run_sync(service.list_results, tenant, job_id)
 
 
 @router.post(
@@ -154,10 +158,11 @@ def list_results(job_id: str, tenant: Tenant, session: ReadSession) -> ResultsVi
     summary="Cancel a job",
     responses=error_responses(401, 404, 409),
 )
-def cancel_job(job_id: str, tenant: Tenant, request: Request, settings: Settings) -> JobView:
+async def cancel_job(
+    job_id: str, tenant: Tenant, session: DbSession, settings: Settings
+) -> JobView:
     """Stop a job that has not finished; a running stage stops within about a second."""
-    runtime = get_runtime(request)
-    return service.cancel_job(runtime.sessions, tenant, job_id, settings.public_status_url)
+    return await session.run_sync(service.cancel_job, tenant, job_id, settings.public_status_url)
 
 
 @router.delete(
@@ -167,8 +172,11 @@ def cancel_job(job_id: str, tenant: Tenant, request: Request, settings: Settings
     summary="Delete a job and everything it produced",
     responses=error_responses(401, 404),
 )
-def delete_job(job_id: str, tenant: Tenant, request: Request) -> Response:
+async def delete_job(job_id: str, tenant: Tenant, session: DbSession, request: Request) -> Response:
     """Remove the audio, transcript, notes, cost records and timeline (cancels it first)."""
-    runtime = get_runtime(request)
-    service.delete_job(runtime.sessions, runtime.storage, tenant, job_id)
+    job = await session.run_sync(service.stop_for_delete, tenant, job_id)
+    # The audio first, as control.delete_job does: should the database step then fail, the
+    # job is still listed and the delete can be repeated. Storage calls block: in a thread.
+    await run_in_threadpool(get_runtime(request).storage.delete, job.source_key)
+    await session.run_sync(repository.delete_job, job.id)
     return Response(status_code=204)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from status_api.schemas import (
     CallView,
@@ -27,11 +27,9 @@ from status_api.schemas import (
     WebhookDeliveryView,
 )
 from voxflow import formats
-from voxflow.db import session_scope
-from voxflow.jobs import control, repository
-from voxflow.jobs.models import Job, LlmCall, LlmResult
+from voxflow.jobs import repository, service
+from voxflow.jobs.models import Job, LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
-from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
 from voxflow.webhooks import repository as webhooks
 
@@ -187,32 +185,47 @@ class RenderedTranscript:
         return f"{self.job_id}.{extension}"
 
 
-def render_transcript(
-    session: Session,
-    tenant: str,
-    raw_id: str,
-    fmt: str,
-    *,
-    max_line_chars: int = formats.DEFAULT_MAX_LINE_CHARS,
-) -> RenderedTranscript:
-    """The tenant's transcript rendered as `fmt`, or a 404/409.
+# Above this many segments (about 15 minutes of speech) a rendering takes milliseconds of
+# CPU, and runs in a worker thread so that the event loop keeps answering other requests.
+LARGE_TRANSCRIPT_SEGMENTS = 200
 
-    `max_line_chars` wraps SRT/VTT cue lines; the other formats ignore it.
-    """
+
+@dataclass(frozen=True)
+class StoredTranscript:
+    """A job's transcript as loaded, ready to be rendered in any format."""
+
+    job_id: uuid.UUID
+    transcript: Transcript
+
+    @property
+    def large(self) -> bool:
+        """Whether rendering it is worth a worker thread."""
+        return len(self.transcript.segments) > LARGE_TRANSCRIPT_SEGMENTS
+
+    def render(
+        self, fmt: str, max_line_chars: int = formats.DEFAULT_MAX_LINE_CHARS
+    ) -> RenderedTranscript:
+        """The transcript as `fmt`; `max_line_chars` wraps SRT/VTT cue lines only."""
+        transcript = self.transcript
+        body, media_type = formats.render(
+            fmt,
+            text=transcript.text,
+            segments=transcript.segments,
+            language=transcript.language,
+            duration_seconds=transcript.duration_seconds,
+            language_probability=transcript.language_probability,
+            max_line_chars=max_line_chars,
+        )
+        return RenderedTranscript(job_id=self.job_id, fmt=fmt, body=body, media_type=media_type)
+
+
+def load_transcript(session: Session, tenant: str, raw_id: str) -> StoredTranscript:
+    """The tenant's transcript, or a 404 (no such job) or 409 (not written yet)."""
     job = get_job(session, tenant, raw_id)
     transcript = repository.get_transcript(session, job.id)
     if transcript is None:
         raise _not_ready(job)
-    body, media_type = formats.render(
-        fmt,
-        text=transcript.text,
-        segments=transcript.segments,
-        language=transcript.language,
-        duration_seconds=transcript.duration_seconds,
-        language_probability=transcript.language_probability,
-        max_line_chars=max_line_chars,
-    )
-    return RenderedTranscript(job_id=job.id, fmt=fmt, body=body, media_type=media_type)
+    return StoredTranscript(job.id, transcript)
 
 
 def _result_view(result: LlmResult) -> ResultView:
@@ -277,23 +290,21 @@ def list_results(session: Session, tenant: str, raw_id: str) -> ResultsView:
     )
 
 
-def cancel_job(sessions: sessionmaker[Session], tenant: str, raw_id: str, base_url: str) -> JobView:
+def cancel_job(session: Session, tenant: str, raw_id: str, base_url: str) -> JobView:
     """Cancel the tenant's unfinished job; 409 if it has already finished."""
-    with session_scope(sessions) as session:
-        job = get_job(session, tenant, raw_id)
-        canceled = control.cancel(session, job.id, actor=f"tenant:{tenant}")
-        if canceled is None:
-            session.refresh(job)
-            raise ApiError(
-                409, "job_finished",
-                f"Job {job.id} has already finished ({job.status}) and cannot be canceled.",
-            )  # fmt: skip
-        return job_view(canceled, base_url)
+    job = get_job(session, tenant, raw_id)
+    canceled = service.cancel(session, job.id, actor=f"tenant:{tenant}")
+    if canceled is None:
+        session.refresh(job)
+        raise ApiError(
+            409, "job_finished",
+            f"Job {job.id} has already finished ({job.status}) and cannot be canceled.",
+        )  # fmt: skip
+    return job_view(canceled, base_url)
 
 
-def delete_job(sessions: sessionmaker[Session], storage: Storage, tenant: str, raw_id: str) -> None:
-    """Delete the tenant's job, its audio, transcript, notes and history (canceling it first)."""
-    with session_scope(sessions) as session:
-        job = get_job(session, tenant, raw_id)
-        control.cancel(session, job.id, actor=f"tenant:{tenant}")  # a worker stops writing
-        control.delete_job(session, storage, job)
+def stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:
+    """The tenant's job, canceled first if it runs (a worker stops writing to it)."""
+    job = get_job(session, tenant, raw_id)
+    service.cancel(session, job.id, actor=f"tenant:{tenant}")
+    return job

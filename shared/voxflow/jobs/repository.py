@@ -8,20 +8,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from voxflow.jobs.models import (
     ApiKey,
-    IdempotencyKey,
     Job,
     JobEvent,
     LlmCall,
     LlmResult,
     Transcript,
 )
-from voxflow.jobs.states import JobStatus
+from voxflow.jobs.states import TERMINAL, JobStatus
 
 
 def add_job(session: Session, job: Job) -> None:
@@ -30,12 +29,60 @@ def add_job(session: Session, job: Job) -> None:
     session.flush()
 
 
+# The hottest statements are built once: building and keying a statement costs about as
+# much CPU as running it.
+_JOB = select(Job).where(Job.id == bindparam("job_id"))
+_TENANT_JOB = _JOB.where(Job.tenant == bindparam("tenant"))
+
+
 def get_job(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> Job | None:
     """Load one job, optionally only if it belongs to `tenant`."""
-    query = select(Job).where(Job.id == job_id)
-    if tenant is not None:
-        query = query.where(Job.tenant == tenant)
-    return session.scalars(query).one_or_none()
+    if tenant is None:
+        return session.scalars(_JOB, {"job_id": job_id}).one_or_none()
+    return session.scalars(_TENANT_JOB, {"job_id": job_id, "tenant": tenant}).one_or_none()
+
+
+def get_status(session: Session, job_id: uuid.UUID) -> JobStatus | None:
+    """A job's current state (None if there is no such job)."""
+    status = session.scalar(select(Job.status).where(Job.id == job_id))
+    return JobStatus(status) if status is not None else None
+
+
+def count_active_jobs(session: Session, tenant: str) -> int:
+    """How many of a tenant's jobs have not finished."""
+    query = (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant == tenant, Job.status.not_in([s.value for s in TERMINAL]))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def delete_job(session: Session, job_id: uuid.UUID) -> None:
+    """Delete a job row; its transcript, notes, calls, events and deliveries cascade."""
+    session.execute(delete(Job).where(Job.id == job_id))
+
+
+def lock_expired_audio(session: Session, older_than: timedelta, limit: int) -> Sequence[Job]:
+    """Finished jobs whose audio is past retention and still stored (locked, SKIP LOCKED)."""
+    query = (
+        select(Job)
+        .where(
+            Job.status.in_([s.value for s in TERMINAL]),
+            Job.finished_at < func.now() - older_than,
+            Job.audio_deleted_at.is_(None),
+        )
+        .order_by(Job.finished_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).all()
+
+
+def mark_audio_deleted(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    """Record that these jobs' audio is gone (their transcripts and notes stay)."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(audio_deleted_at=func.now()))
 
 
 def list_jobs(
@@ -236,10 +283,14 @@ def add_api_key(session: Session, key: ApiKey) -> None:
     session.flush()
 
 
+_KEYS_BY_PREFIX = select(ApiKey).where(
+    ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None)
+)
+
+
 def find_api_keys_by_prefix(session: Session, prefix: str) -> Sequence[ApiKey]:
     """The unrevoked keys with this public prefix (almost always zero or one)."""
-    query = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-    return session.scalars(query).all()
+    return session.scalars(_KEYS_BY_PREFIX, {"prefix": prefix}).all()
 
 
 def revoke_api_key(session: Session, prefix: str) -> int:
@@ -287,9 +338,3 @@ def count_by_status(
     return {
         status: (int(count), float(oldest or 0)) for status, count, oldest in session.execute(stmt)
     }
-
-
-def purge_idempotency_keys(session: Session) -> int:
-    """Delete idempotency keys past their expiry; returns how many went."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= func.now()))
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -21,13 +21,14 @@ from voxflow.jobs.errors import ATTEMPTS_EXHAUSTED, LeaseLostError
 from voxflow.jobs.models import Job, LlmResult, Transcript
 from voxflow.jobs.states import (
     RUNNING_TO_WAITING,
+    TERMINAL,
     WAITING_TO_RUNNING,
     IllegalTransitionError,
     JobStatus,
     can_transition,
 )
 from voxflow.observability import metrics, tracing
-from voxflow.queue.enqueue import enqueue_after_commit
+from voxflow.queue.enqueue import enqueue_after_commit, publish_after_commit
 from voxflow.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,12 @@ def create_job(
         max_attempts=max_attempts,
         webhook_url=webhook_url,
         trace_context=tracing.trace_carrier(),  # every stage continues the upload's trace
+        enqueued_at=func.now(),  # its message is published once this row commits
     )
     trace.get_current_span().set_attributes(tracing.job_attributes(job))
     repository.add_job(session, job)
     repository.add_event(session, job_id, None, JobStatus.QUEUED, actor="ingest_api")
-    enqueue_after_commit(session, job_id, JobStatus.QUEUED)
+    publish_after_commit(session, job_id, JobStatus.QUEUED)
     metrics.count_job_created(session)  # counted once committed, like the publish
     return job
 
@@ -276,6 +278,29 @@ def release(
     if job is not None:
         enqueue_after_commit(session, job_id, waiting)
     return job
+
+
+_CANCEL_TRIES = 3  # a running job can change state under us; a few tries settle it
+
+
+def cancel(session: Session, job_id: uuid.UUID, *, actor: str) -> Job | None:
+    """Cancel a job that has not finished; None if it already had (or does not exist).
+
+    A worker running the job notices at its next heartbeat or progress write (within
+    `PROGRESS_INTERVAL_SECONDS` while segments arrive) that it no longer holds it, and stops.
+    """
+    for _ in range(_CANCEL_TRIES):
+        current = repository.get_status(session, job_id)
+        if current is None or current in TERMINAL:
+            return None
+        moved = _move(
+            session, job_id, current, JobStatus.CANCELED, actor=actor,
+            values={**_RELEASE_LEASE, "finished_at": func.now()},
+            detail={"reason": "canceled on request"},
+        )  # fmt: skip
+        if moved is not None:
+            return moved
+    return None
 
 
 @dataclass

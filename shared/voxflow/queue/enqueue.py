@@ -50,6 +50,21 @@ def enqueue_after_commit(
 ) -> None:
     """Record the publish on the job and send the message once the transaction commits."""
     repository.mark_enqueued(session, [job_id])
+    publish_after_commit(
+        session, job_id, status, requeue_reason=requeue_reason, trace_context=trace_context
+    )
+
+
+def publish_after_commit(
+    session: Session,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    requeue_reason: str | None = None,
+    trace_context: Mapping[str, str] | None = None,
+) -> None:
+    """Send the message once the transaction commits (the job's `enqueued_at` is the
+    caller's to set: a new job's row is inserted with it)."""
     after_commit(
         session,
         lambda: publish_now(

@@ -1,4 +1,9 @@
-"""Bearer API keys: each key belongs to one tenant."""
+"""Bearer API keys: each key belongs to one tenant.
+
+Keys are checked against the database and then remembered per process for
+`VOXFLOW_API_KEY_CACHE_SECONDS` (voxflow.web.keycache), so a request with a key seen lately
+makes no database round trip to authenticate; revocation takes effect within that bound.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,33 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from voxflow.apikeys import authenticate
+from voxflow.apikeys import authenticate, hash_key
 from voxflow.web.errors import ApiError
-from voxflow.web.runtime import get_runtime
+from voxflow.web.runtime import DbSession, get_runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An API key created with `voxflow keys create`.")
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def require_tenant(
+async def require_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: DbSession,
 ) -> str:
     """FastAPI dependency: the tenant of a valid API key, or a 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401, "missing_api_key", "Send an API key as `Authorization: Bearer <key>`.", _CHALLENGE
         )
-    with get_runtime(request).sessions() as session:
-        tenant = authenticate(session, credentials.credentials)
+    keys = get_runtime(request).keys
+    presented = hash_key(credentials.credentials)
+    tenant = keys.get(presented)
     if tenant is None:
-        raise ApiError(401, "invalid_api_key", "The API key is unknown or revoked.", _CHALLENGE)
+        tenant = await session.run_sync(authenticate, credentials.credentials)
+        if tenant is None:
+            raise ApiError(401, "invalid_api_key", "The API key is unknown or revoked.", _CHALLENGE)
+        keys.put(presented, tenant)
     return tenant
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from voxflow.queue.celery_app import publisher_app
 from voxflow.web.runtime import get_runtime
@@ -13,15 +14,15 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Answer while the process is alive."""
     return {"status": "ok"}
 
 
-def _database_ok(request: Request) -> str | None:
+async def _database_ok(request: Request) -> str | None:
     try:
-        with get_runtime(request).engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        async with get_runtime(request).engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means not ready; say which
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -45,12 +46,13 @@ def _storage_ok(request: Request) -> str | None:
 
 
 @router.get("/readyz", summary="Readiness: database, broker and storage reachable")
-def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Answer 200 when the database, the broker and the storage respond, else 503 saying which."""
     checks = {
-        "database": _database_ok(request),
-        "broker": _broker_ok(),
-        "storage": _storage_ok(request),
+        "database": await _database_ok(request),
+        # Both block (a broker connection, a storage call): in worker threads.
+        "broker": await run_in_threadpool(_broker_ok),
+        "storage": await run_in_threadpool(_storage_ok, request),
     }
     body = {name: ("ok" if err is None else err) for name, err in checks.items()}
     ready = all(err is None for err in checks.values())

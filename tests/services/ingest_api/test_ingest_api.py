@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -21,7 +22,7 @@ from ingest_api.settings import IngestSettings
 from ingest_api.upload import ParsedUpload
 from tests.conftest import SAMPLES
 from voxflow.audio import probe_file
-from voxflow.db import make_engine, make_sessionmaker
+from voxflow.db import make_async_engine, make_async_sessionmaker
 from voxflow.jobs.models import Job, JobEvent
 from voxflow.storage.local import LocalStorage
 from voxflow.web.errors import ApiError
@@ -282,13 +283,18 @@ def test_failed_commit_removes_the_stored_audio(tmp_path: Path, tenant: str) -> 
     spooled.write_bytes(VOICE_NOTE.read_bytes())
     parsed = ParsedUpload(path=spooled, size=spooled.stat().st_size, sha256="0" * 64,
                           filename="a.ogg", options=None)  # fmt: skip
-    engine = make_engine(DEAD_DATABASE)
+    engine = make_async_engine(DEAD_DATABASE)
+
+    async def record() -> None:
+        async with make_async_sessionmaker(engine)() as session:
+            await service.store_and_record(
+                session, tenant=tenant, upload=parsed, options=JobOptions(),
+                audio=probe_file(spooled, max_seconds=60), storage=storage,
+                settings=IngestSettings(),
+            )  # fmt: skip
+
     with pytest.raises(ApiError) as raised:
-        service.store_and_record(
-            tenant=tenant, upload=parsed, options=JobOptions(),
-            audio=probe_file(spooled, max_seconds=60), storage=storage,
-            sessions=make_sessionmaker(engine), settings=IngestSettings(),
-        )  # fmt: skip
-    engine.dispose()
+        asyncio.run(record())
+    asyncio.run(engine.dispose())
     assert raised.value.status == 503
     assert list(storage.iter_keys()) == []

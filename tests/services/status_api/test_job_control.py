@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.services.status_api.conftest import LEASE, WORKER, JobMaker
 from voxflow.db import session_scope
-from voxflow.jobs import control, service
+from voxflow.jobs import control, repository, service
 from voxflow.jobs.errors import LeaseLostError
 from voxflow.jobs.models import Job, JobEvent, LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
@@ -125,4 +125,6 @@ def test_retention_deletes_old_audio_and_keeps_the_transcript(
         kept = select(func.count()).select_from(Transcript).where(Transcript.job_id == old)
         assert session.scalar(kept) == 1
     with session_scope(sessions) as session:  # done once: a second pass skips it
-        assert old not in [j.id for j in control.expired_audio(session, timedelta(days=30), 100)]
+        assert old not in [
+            j.id for j in repository.lock_expired_audio(session, timedelta(days=30), 100)
+        ]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.shared.job_helpers import new_job
 from tests.shared.webhooks.helpers import Finish
 from voxflow.db import session_scope
-from voxflow.jobs import control, service
+from voxflow.jobs import service
 from voxflow.jobs.models import Job, WebhookDelivery
 from voxflow.jobs.states import JobStatus
 
@@ -34,7 +34,7 @@ def finished(sessions: sessionmaker[Session], tenant: str) -> Iterator[Finish]:
             if status is JobStatus.FAILED:
                 assert service.fail(session, job_id, JobStatus.QUEUED, "boom", "It broke.")
             else:
-                assert control.cancel(session, job_id, actor="test")
+                assert service.cancel(session, job_id, actor="test")
         with sessions() as session:
             query = select(WebhookDelivery.id).where(WebhookDelivery.job_id == job_id)
             delivery_id = session.scalars(query).one()

@@ -91,7 +91,7 @@ def test_failed_and_canceled_jobs_notify_too(
     if status is JobStatus.FAILED:
         service.fail(db_session, job_id, JobStatus.QUEUED, "audio_too_long", "Too long.")
     else:
-        control.cancel(db_session, job_id, actor="tenant:x")
+        service.cancel(db_session, job_id, actor="tenant:x")
     assert [d.event for d in deliveries(db_session, job_id)] == [event]
 
 
