@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from status_api import routes
+from status_api.renders import RenderedTranscripts
 from status_api.settings import StatusSettings
 from voxflow.logs import configure_logging
 from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
@@ -29,6 +30,7 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         runtime = Runtime.build(resolved, resolved, make_storage(resolved))
         app.state.settings = resolved
         app.state.runtime = runtime
+        app.state.renders = RenderedTranscripts()
         try:
             yield
         finally:

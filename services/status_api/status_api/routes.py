@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from status_api import service
+from status_api.renders import RenderedTranscripts
 from status_api.schemas import (
     MAX_LINE_CHARS,
     MIN_LINE_CHARS,
@@ -110,6 +111,7 @@ async def get_transcript(
     job_id: str,
     tenant: Tenant,
     session: DbSession,
+    request: Request,
     fmt: Annotated[
         TranscriptFormat,
         Query(
@@ -134,11 +136,17 @@ async def get_transcript(
     ] = DEFAULT_MAX_LINE_CHARS,
 ) -> Response:
     """The transcript as JSON, verbose JSON, plain text, SubRip or WebVTT; 409 until it exists."""
-    stored = await session.run_sync(service.load_transcript, tenant, job_id)
-    if stored.large:  # seconds of CPU: the event loop keeps serving meanwhile
-        rendered = await run_in_threadpool(stored.render, fmt, max_line_chars)
-    else:
-        rendered = stored.render(fmt, max_line_chars)
+    job = await session.run_sync(service.get_job, tenant, job_id)
+    renders: RenderedTranscripts = request.app.state.renders
+    key = (job.id, str(fmt), max_line_chars)
+    rendered = renders.get(key)
+    if rendered is None:
+        stored = await session.run_sync(service.load_transcript, job)
+        if stored.large:  # milliseconds of CPU: the event loop keeps serving meanwhile
+            rendered = await run_in_threadpool(stored.render, fmt, max_line_chars)
+        else:
+            rendered = stored.render(fmt, max_line_chars)
+        renders.put(key, rendered)
     headers = {}
     if fmt not in {"json", "verbose_json"}:
         headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'

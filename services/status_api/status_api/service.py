@@ -219,9 +219,8 @@ class StoredTranscript:
         return RenderedTranscript(job_id=self.job_id, fmt=fmt, body=body, media_type=media_type)
 
 
-def load_transcript(session: Session, tenant: str, raw_id: str) -> StoredTranscript:
-    """The tenant's transcript, or a 404 (no such job) or 409 (not written yet)."""
-    job = get_job(session, tenant, raw_id)
+def load_transcript(session: Session, job: Job) -> StoredTranscript:
+    """A job's transcript (the job as `get_job` found it), or a 409 (not written yet)."""
     transcript = repository.get_transcript(session, job.id)
     if transcript is None:
         raise _not_ready(job)
