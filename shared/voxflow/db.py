@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 
+from voxflow.fairpool import FairAsyncQueuePool
 from voxflow.observability.tracing import instrument_engine
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ def make_async_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     # No overflow: a connection opened for one request and closed after it costs the server
     # a process start; waiting for a pooled one is far cheaper.
     engine = create_async_engine(
-        normalize_url(url), pool_size=pool_size, max_overflow=0, skip_autocommit_rollback=True
+        normalize_url(url),
+        poolclass=FairAsyncQueuePool,  # waiting requests get connections in arrival order
+        pool_size=pool_size,
+        max_overflow=0,
+        skip_autocommit_rollback=True,
     )
     instrument_engine(engine.sync_engine)
     return engine

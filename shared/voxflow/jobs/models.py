@@ -45,6 +45,12 @@ class Job(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="jobs_status_valid"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="jobs_progress_range"),
         Index("ix_jobs_tenant_created", "tenant", "created_at", "id"),
+        # The upload quota counts a tenant's unfinished jobs: only those are in this index.
+        Index(
+            "ix_jobs_tenant_active",
+            "tenant",
+            postgresql_where=text("status NOT IN ('completed', 'failed', 'canceled')"),
+        ),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         # Retention scans finished jobs whose audio is still stored, oldest first.
         Index(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,10 +36,6 @@ class Runtime:
     reads: async_sessionmaker[AsyncSession]  # no transaction: each statement reads committed data
     storage: Storage
     keys: ApiKeyCache
-    # Reads enter in arrival order, at most one per pooled connection. Waiting in the
-    # pool's own queue is not fair (asyncio.Queue lets a newcomer take a connection that
-    # was handed to a waiter), and at 256 connections some reads waited seconds.
-    read_turns: asyncio.Semaphore
 
     @classmethod
     def build(cls, settings: DatabaseSettings, auth: AuthSettings, storage: Storage) -> Runtime:
@@ -62,7 +57,6 @@ class Runtime:
             reads=make_async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
             storage=storage,
             keys=ApiKeyCache(auth.api_key_cache_seconds),
-            read_turns=asyncio.Semaphore(settings.database_pool_size),
         )
 
     async def close(self) -> None:
@@ -86,7 +80,7 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """
     runtime = get_runtime(request)
     if request.method in _SAFE_METHODS:
-        async with runtime.read_turns, runtime.reads() as reading:
+        async with runtime.reads() as reading:
             read_only(reading.sync_session)
             yield reading
         return
