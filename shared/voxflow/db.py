@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 _AFTER_COMMIT = "voxflow_after_commit"
 _WROTE = "voxflow_wrote"
 _READ_ONLY = "voxflow_read_only"
-_UNDO = "voxflow_undo_unless_committed"
+_UNDO = "voxflow_undo_unless_committed"  # of the open transaction
+_DUE = "voxflow_undo_due"  # of transactions that rolled back (a later commit keeps them due)
 
 
 class Base(DeclarativeBase):
@@ -125,8 +126,9 @@ def undo_unless_committed(session: Session, undo: Callable[[], Any]) -> None:
 
 
 def take_undos(session: Session) -> list[Callable[[], Any]]:
-    """The undos of work that was not committed (the boundary runs them at its end)."""
-    undos: list[Callable[[], Any]] = session.info.pop(_UNDO, [])
+    """The undos of work that was not committed (the boundary runs them at its end): those
+    of transactions rolled back, and those of the transaction still open."""
+    undos: list[Callable[[], Any]] = session.info.pop(_DUE, []) + session.info.pop(_UNDO, [])
     return undos
 
 
@@ -151,6 +153,7 @@ def _forget_writes(session: Session) -> None:
 def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(_WROTE, None)
+    session.info.setdefault(_DUE, []).extend(session.info.pop(_UNDO, []))
 
 
 @contextmanager

@@ -56,6 +56,17 @@ def app(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, list[st
             raise RuntimeError("the route failed after writing")
         return "ok"
 
+    @api.post("/retry/{tenant}")
+    async def retry(tenant: str, session: DbSession) -> str:
+        # Work whose transaction rolls back, then other work that commits (as an upload that
+        # fails frees its idempotency key): the first work's undo must still run.
+        await session.run_sync(issue_key, tenant)
+        undo_unless_committed(session.sync_session, lambda: undone.append(tenant))
+        await session.rollback()
+        await session.run_sync(issue_key, tenant)
+        await session.commit()
+        return "ok"
+
     @api.post("/look/{tenant}")
     async def look(tenant: str, session: DbSession) -> int:
         return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
@@ -114,3 +125,13 @@ def test_a_get_cannot_write(
     assert client.get(f"/sneaky/{tenant}").status_code == 500
     assert "commit" not in ends
     assert _keys(sessions, tenant) == 0
+
+
+def test_an_undo_survives_a_later_commit_of_other_work(
+    app: tuple[TestClient, list[str], list[str]], sessions: sessionmaker[Session]
+) -> None:
+    client, _, undone = app
+    tenant = f"uow{uuid.uuid4().hex[:8]}"
+    assert client.post(f"/retry/{tenant}").status_code == 200
+    assert _keys(sessions, tenant) == 1  # only the work after the rollback was kept
+    assert undone == [tenant]
