@@ -7,10 +7,11 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests import netguard
@@ -121,3 +122,16 @@ def api_key(sessions: sessionmaker[Session], tenant: str) -> IssuedKey:
 def auth(api_key: IssuedKey) -> dict[str, str]:
     """Authorization header for `tenant`."""
     return {"Authorization": f"Bearer {api_key.secret}"}
+
+
+@pytest.fixture
+def sql_statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine of this process sends while the test runs."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", note)
