@@ -150,7 +150,7 @@ def _forget_writes(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
+def _forget_on_rollback(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(_WROTE, None)
     session.info.setdefault(_DUE, []).extend(session.info.pop(_UNDO, []))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -89,10 +88,11 @@ def _keys(sessions: sessionmaker[Session], tenant: str) -> int:
 
 
 def test_a_write_commits_once_after_the_route(
-    app: tuple[TestClient, list[str], list[str]], sessions: sessionmaker[Session]
+    app: tuple[TestClient, list[str], list[str]],
+    sessions: sessionmaker[Session],
+    tenant: str,
 ) -> None:
     client, ends, undone = app
-    tenant = f"uow{uuid.uuid4().hex[:8]}"
     assert client.post(f"/keys/{tenant}").status_code == 200
     assert ends.count("commit") == 1  # two inserts, one commit
     assert _keys(sessions, tenant) == 2
@@ -100,10 +100,11 @@ def test_a_write_commits_once_after_the_route(
 
 
 def test_a_failed_write_rolls_back_and_runs_its_undos(
-    app: tuple[TestClient, list[str], list[str]], sessions: sessionmaker[Session]
+    app: tuple[TestClient, list[str], list[str]],
+    sessions: sessionmaker[Session],
+    tenant: str,
 ) -> None:
     client, ends, undone = app
-    tenant = f"uow{uuid.uuid4().hex[:8]}"
     assert client.post(f"/keys/{tenant}", params={"fail": True}).status_code == 500
     assert "commit" not in ends
     assert _keys(sessions, tenant) == 0
@@ -118,20 +119,22 @@ def test_reads_never_commit(app: tuple[TestClient, list[str], list[str]]) -> Non
 
 
 def test_a_get_cannot_write(
-    app: tuple[TestClient, list[str], list[str]], sessions: sessionmaker[Session]
+    app: tuple[TestClient, list[str], list[str]],
+    sessions: sessionmaker[Session],
+    tenant: str,
 ) -> None:
     client, ends, _ = app
-    tenant = f"uow{uuid.uuid4().hex[:8]}"
     assert client.get(f"/sneaky/{tenant}").status_code == 500
     assert "commit" not in ends
     assert _keys(sessions, tenant) == 0
 
 
 def test_an_undo_survives_a_later_commit_of_other_work(
-    app: tuple[TestClient, list[str], list[str]], sessions: sessionmaker[Session]
+    app: tuple[TestClient, list[str], list[str]],
+    sessions: sessionmaker[Session],
+    tenant: str,
 ) -> None:
     client, _, undone = app
-    tenant = f"uow{uuid.uuid4().hex[:8]}"
     assert client.post(f"/retry/{tenant}").status_code == 200
     assert _keys(sessions, tenant) == 1  # only the work after the rollback was kept
     assert undone == [tenant]

@@ -21,7 +21,6 @@ from status_api.schemas import (
 )
 from status_api.settings import StatusSettings
 from voxflow.formats import DEFAULT_MAX_LINE_CHARS
-from voxflow.jobs import repository
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
@@ -182,9 +181,5 @@ async def cancel_job(
 )
 async def delete_job(job_id: str, tenant: Tenant, session: DbSession, request: Request) -> Response:
     """Remove the audio, transcript, notes, cost records and timeline (cancels it first)."""
-    job = await session.run_sync(service.stop_for_delete, tenant, job_id)
-    # The audio first, as control.delete_job does: should the database step then fail, the
-    # job is still listed and the delete can be repeated. Storage calls block: in a thread.
-    await run_in_threadpool(get_runtime(request).storage.delete, job.source_key)
-    await session.run_sync(repository.delete_job, job.id)
+    await service.delete_job(session, get_runtime(request).storage, tenant, job_id)
     return Response(status_code=204)

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from status_api.schemas import (
     CallView,
@@ -30,6 +32,7 @@ from voxflow import formats
 from voxflow.jobs import repository, service
 from voxflow.jobs.models import Job, LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
+from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
 from voxflow.webhooks import repository as webhooks
 
@@ -302,8 +305,18 @@ def cancel_job(session: Session, tenant: str, raw_id: str, base_url: str) -> Job
     return job_view(canceled, base_url)
 
 
-def stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:
-    """The tenant's job, canceled first if it runs (a worker stops writing to it)."""
+def _stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:
     job = get_job(session, tenant, raw_id)
-    service.cancel(session, job.id, actor=f"tenant:{tenant}")
+    service.cancel(session, job.id, actor=f"tenant:{tenant}")  # a worker stops writing to it
     return job
+
+
+async def delete_job(session: AsyncSession, storage: Storage, tenant: str, raw_id: str) -> None:
+    """Delete the tenant's job, its audio, transcript, notes and history (canceling it first).
+
+    In control.delete_job's order (the audio first: should the database step then fail, the
+    job is still listed and the delete can be repeated), with the storage call in a thread.
+    """
+    job = await session.run_sync(_stop_for_delete, tenant, raw_id)
+    await run_in_threadpool(storage.delete, job.source_key)
+    await session.run_sync(repository.delete_job, job.id)

@@ -28,9 +28,11 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voxflow.db import Base
-from voxflow.jobs.states import JobStatus
+from voxflow.jobs.states import TERMINAL, JobStatus
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
+TERMINAL_VALUES = sorted(s.value for s in TERMINAL)  # one order for the index and its query
+_TERMINAL = ", ".join(f"'{value}'" for value in TERMINAL_VALUES)
 
 
 def _now() -> Any:
@@ -49,7 +51,7 @@ class Job(Base):
         Index(
             "ix_jobs_tenant_active",
             "tenant",
-            postgresql_where=text("status NOT IN ('completed', 'failed', 'canceled')"),
+            postgresql_where=text(f"status NOT IN ({_TERMINAL})"),
         ),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         # Retention scans finished jobs whose audio is still stored, oldest first.

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from voxflow.jobs.models import (
+    TERMINAL_VALUES,
     ApiKey,
     Job,
     JobEvent,
@@ -48,14 +49,18 @@ def get_status(session: Session, job_id: uuid.UUID) -> JobStatus | None:
     return JobStatus(status) if status is not None else None
 
 
+# Its condition is the one of the partial index ix_jobs_tenant_active (same states, same
+# order), so the count reads only that index: the tenant's unfinished jobs.
+_ACTIVE_JOBS = (
+    select(func.count())
+    .select_from(Job)
+    .where(Job.tenant == bindparam("tenant"), Job.status.not_in(TERMINAL_VALUES))
+)
+
+
 def count_active_jobs(session: Session, tenant: str) -> int:
     """How many of a tenant's jobs have not finished."""
-    query = (
-        select(func.count())
-        .select_from(Job)
-        .where(Job.tenant == tenant, Job.status.not_in([s.value for s in TERMINAL]))
-    )
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_ACTIVE_JOBS, {"tenant": tenant}) or 0)
 
 
 def delete_job(session: Session, job_id: uuid.UUID) -> None:

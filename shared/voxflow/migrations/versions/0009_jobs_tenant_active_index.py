@@ -26,7 +26,7 @@ def upgrade() -> None:
         "jobs",
         ["tenant"],
         unique=False,
-        postgresql_where=sa.text("status NOT IN ('completed', 'failed', 'canceled')"),
+        postgresql_where=sa.text("status NOT IN ('canceled', 'completed', 'failed')"),
     )
 
 
