@@ -3,6 +3,10 @@
 
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv's folder on PATH for every recipe: pip installs uv to ~/.local/bin, which a fresh shell may
+# not have on PATH, and some tests run `uv` themselves (tests/deploy) — without this a newcomer's
+# `make test` fails them (CI) or skips them (elsewhere) although uv was installed moments before.
+export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
 .PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load migrate clean
