@@ -19,7 +19,7 @@ from voxflow.storage import make_storage
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
 from voxflow.web.observability import install_observability
-from voxflow.web.runtime import Runtime
+from voxflow.web.runtime import Runtime, settle_heap
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -40,6 +40,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         app.state.limits = UploadLimits(
             broker, configured.uploads_per_minute, configured.max_active_jobs
         )
+        settle_heap()  # last: what startup made is never scanned again
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ from voxflow.storage import make_storage
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
 from voxflow.web.observability import install_observability
-from voxflow.web.runtime import Runtime
+from voxflow.web.runtime import Runtime, settle_heap
 
 
 def create_app(settings: StatusSettings | None = None) -> FastAPI:
@@ -31,6 +31,7 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         app.state.settings = resolved
         app.state.runtime = runtime
         app.state.renders = RenderedTranscripts()
+        settle_heap()  # last: what startup made is never scanned again
         try:
             yield
         finally:

@@ -53,8 +53,8 @@ _TRANSCRIPT_CONTENT: dict[str, dict[str, object]] = {
     responses=error_responses(400, 401, 422),
 )
 async def list_jobs(
+    request: Request,
     tenant: Tenant,
-    session: DbSession,
     settings: Settings,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[
@@ -63,20 +63,17 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> JobList:
     """A page of this tenant's jobs; follow `next_cursor` for the next one."""
-    return await session.run_sync(
-        service.list_jobs,
-        tenant,
-        settings.public_status_url,
-        status=status,
-        limit=limit,
-        cursor=cursor,
-    )
+    async with get_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
+        return await service.list_jobs(
+            conn, tenant, settings.public_status_url, status=status, limit=limit, cursor=cursor
+        )
 
 
 @router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
-async def get_job(job_id: str, tenant: Tenant, session: DbSession, settings: Settings) -> JobView:
+async def get_job(job_id: str, request: Request, tenant: Tenant, settings: Settings) -> JobView:
     """State, progress, stage times and links of one job."""
-    job = await session.run_sync(service.get_job, tenant, job_id)
+    async with get_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
+        job = await service.read_job(conn, tenant, job_id)
     return service.job_view(job, settings.public_status_url)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -29,12 +30,16 @@ from status_api.schemas import (
     WebhookDeliveryView,
 )
 from voxflow import formats
-from voxflow.jobs import repository, service
+from voxflow.jobs import reads, repository, service
 from voxflow.jobs.models import Job, LlmCall, LlmResult, Transcript
+from voxflow.jobs.reads import JobRecord
 from voxflow.jobs.states import JobStatus
 from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
 from voxflow.webhooks import repository as webhooks
+
+if TYPE_CHECKING:
+    from asyncpg import Connection
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -44,19 +49,30 @@ def _not_found(raw_id: str) -> ApiError:
     return ApiError(404, "job_not_found", f"No job {raw_id!r} exists for this API key.")
 
 
-def get_job(session: Session, tenant: str, raw_id: str) -> Job:
-    """Load the tenant's job by its id as given in the URL, or raise a 404."""
+def _job_id(raw_id: str) -> uuid.UUID:
     try:
-        job_id = uuid.UUID(raw_id)
+        return uuid.UUID(raw_id)
     except ValueError:
         raise _not_found(raw_id) from None
-    job = repository.get_job(session, job_id, tenant)
+
+
+def get_job(session: Session, tenant: str, raw_id: str) -> Job:
+    """Load the tenant's job by its id as given in the URL, or raise a 404."""
+    job = repository.get_job(session, _job_id(raw_id), tenant)
     if job is None:
         raise _not_found(raw_id)
     return job
 
 
-def job_view(job: Job, base_url: str) -> JobView:
+async def read_job(conn: Connection, tenant: str, raw_id: str) -> JobRecord:
+    """`get_job` for a read that only shows the job: on the driver connection, no ORM."""
+    job = await reads.get_job(conn, _job_id(raw_id), tenant)
+    if job is None:
+        raise _not_found(raw_id)
+    return job
+
+
+def job_view(job: JobRecord, base_url: str) -> JobView:
     """Present a job with absolute links under `base_url`."""
     own = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
     error = None
@@ -92,7 +108,7 @@ def job_view(job: Job, base_url: str) -> JobView:
     )
 
 
-def encode_cursor(job: Job) -> str:
+def encode_cursor(job: Job | JobRecord) -> str:
     """Opaque cursor pointing just past `job` in newest-first order."""
     raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -116,8 +132,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return created, job_id
 
 
-def list_jobs(
-    session: Session,
+async def list_jobs(
+    conn: Connection,
     tenant: str,
     base_url: str,
     *,
@@ -128,7 +144,7 @@ def list_jobs(
     """One page of the tenant's jobs, newest first, and the cursor of the next page."""
     before = decode_cursor(cursor) if cursor else None
     # One extra row tells whether another page exists without a second query.
-    jobs = repository.list_jobs(session, tenant, status=status, before=before, limit=limit + 1)
+    jobs = await reads.list_jobs(conn, tenant, status=status, before=before, limit=limit + 1)
     page = jobs[:limit]
     next_cursor = encode_cursor(page[-1]) if len(jobs) > limit else None
     return JobList(items=[job_view(job, base_url) for job in page], next_cursor=next_cursor)
@@ -302,7 +318,7 @@ def cancel_job(session: Session, tenant: str, raw_id: str, base_url: str) -> Job
             409, "job_finished",
             f"Job {job.id} has already finished ({job.status}) and cannot be canceled.",
         )  # fmt: skip
-    return job_view(canceled, base_url)
+    return job_view(JobRecord.of(canceled), base_url)
 
 
 def _stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:

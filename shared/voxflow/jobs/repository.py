@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -88,27 +88,6 @@ def mark_audio_deleted(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
     """Record that these jobs' audio is gone (their transcripts and notes stay)."""
     if job_ids:
         session.execute(update(Job).where(Job.id.in_(job_ids)).values(audio_deleted_at=func.now()))
-
-
-def list_jobs(
-    session: Session,
-    tenant: str,
-    *,
-    status: JobStatus | None,
-    before: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> Sequence[Job]:
-    """List a tenant's jobs newest first, starting after the keyset cursor `before`."""
-    query = select(Job).where(Job.tenant == tenant)
-    if status is not None:
-        query = query.where(Job.status == status.value)
-    if before is not None:
-        created, job_id = before
-        query = query.where(
-            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
-        )
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-    return session.scalars(query).all()
 
 
 def transition(

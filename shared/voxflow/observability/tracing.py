@@ -252,3 +252,16 @@ def fastapi_telemetry() -> TelemetryConfig:
     exists; we skip probes and scrapes, and never let it configure exporters itself.
     """
     return {"exclude": _excluded, "auto_configure": False, "metrics": False, "logs": False}
+
+
+@contextmanager
+def database_span(statement: str) -> Iterator[None]:
+    """A client span for SQL sent to a driver directly (SQLAlchemy's own are traced by its
+    instrumentation): named by the statement's verb, with the statement as an attribute."""
+    if _provider() is None:
+        yield
+        return
+    verb = statement.split(None, 1)[0].upper() if statement else "SQL"
+    attributes = {"db.system": "postgresql", "db.statement": statement}
+    with _tracer.start_as_current_span(verb, kind=trace.SpanKind.CLIENT, attributes=attributes):
+        yield

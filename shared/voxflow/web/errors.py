@@ -108,7 +108,18 @@ def _allowed_methods(request: Request) -> str:
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
-    """Tell a lost or refused connection from a bug in a query."""
+    """Tell a lost or refused connection from a bug in a query.
+
+    psycopg (the workers) raises OperationalError; under SQLAlchemy's asyncpg adapter (the
+    APIs) the driver's own exception is the cause of the adapted one.
+    """
+    import asyncpg
     import psycopg
 
-    return isinstance(exc.orig, psycopg.OperationalError)
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return isinstance(exc.orig, psycopg.OperationalError) or isinstance(
+        cause,
+        # a lost connection, a refused one, a server shutting down or a canceled statement
+        (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+         asyncpg.exceptions.OperatorInterventionError),
+    )  # fmt: skip

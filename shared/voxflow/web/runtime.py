@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import asyncpg
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +26,9 @@ from voxflow.settings import AuthSettings, DatabaseSettings
 from voxflow.storage import Storage, StorageUnavailableError
 from voxflow.web.keycache import ApiKeyCache
 
+if TYPE_CHECKING:
+    from asyncpg import Connection
+
 log = logging.getLogger(__name__)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -32,8 +39,9 @@ class Runtime:
     """Database access, storage and the API key cache shared by a service's requests."""
 
     engine: AsyncEngine
+    autocommit: AsyncEngine  # the same pool; each statement reads committed data, no BEGIN
     sessions: async_sessionmaker[AsyncSession]  # a transaction, committed once
-    reads: async_sessionmaker[AsyncSession]  # no transaction: each statement reads committed data
+    reads: async_sessionmaker[AsyncSession]  # on `autocommit`
     storage: Storage
     keys: ApiKeyCache
 
@@ -50,18 +58,64 @@ class Runtime:
             # Unreachable may be temporary (the storage starting too): /readyz reports it.
             log.warning("storage not reachable at startup: %s", exc)
         engine = make_async_engine(settings.database_url, settings.database_pool_size)
+        # BEGIN and ROLLBACK would be two of a read request's three round trips.
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         return cls(
             engine=engine,
+            autocommit=autocommit,
             sessions=make_async_sessionmaker(engine),
-            # BEGIN and ROLLBACK would be two of a read request's three round trips.
-            reads=make_async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+            reads=make_async_sessionmaker(autocommit),
             storage=storage,
             keys=ApiKeyCache(auth.api_key_cache_seconds),
         )
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Connection]:
+        """A pooled connection's own asyncpg connection, in autocommit, for the hot reads
+        that skip the ORM (`voxflow.jobs.reads`).
+
+        Its errors are SQLAlchemy's `DBAPIError`, as for any other statement: a lost or
+        refused connection is answered 503, and a connection found closed is invalidated,
+        so the pool opens a new one.
+        """
+        async with self.autocommit.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver: Connection = pooled.driver_connection  # type: ignore[assignment]
+            try:
+                yield driver
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                lost = driver.is_closed()
+                if lost:
+                    await conn.invalidate(exc)
+                raise DBAPIError(None, None, exc, connection_invalidated=lost) from exc
+
     async def close(self) -> None:
         """Release pooled connections."""
         await self.engine.dispose()
+
+
+# Young objects are collected every this many allocations (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Take the objects of startup out of the garbage collector's sight; call it last in an
+    API's startup.
+
+    Measured under load: without it, the collector's oldest generation ran about once a
+    second and took 45 ms each time (122,000 objects, nearly all of them modules, classes and
+    routes made at import), stalling every request in flight: a job read's p99 was 58 ms
+    with a p50 of 8 ms. Frozen, that collection takes about 1.5 ms (p99 14 ms). Collecting
+    the young generation less often also moves fewer request-scoped objects into the old one.
+
+    Once per process: an app started again in the same process (tests) finds it done.
+    """
+    if gc.get_freeze_count():
+        return
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def get_runtime(request: Request) -> Runtime:
