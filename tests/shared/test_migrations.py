@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.servers import Servers, scratch_database
 from voxflow.apikeys import issue_key
 from voxflow.db import Base, make_engine, session_scope
+from voxflow.jobs import reads
 from voxflow.migrate import alembic_config, upgrade
 
 
@@ -49,3 +50,15 @@ def test_an_api_key_is_found_through_the_prefix_index(
             {"prefix": issued.prefix},
         ).scalars()
         assert "ix_api_keys_prefix" in "\n".join(plan)
+
+
+def test_the_upload_quota_count_reads_only_the_index_of_unfinished_jobs(engine: Engine) -> None:
+    """The statement the ingestion API prepares for every upload, planned generically (as
+    a prepared statement is after a few runs), still matches the partial index."""
+    with engine.connect() as connection:
+        connection.execute(text("SET enable_seqscan = off"))
+        connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+        connection.exec_driver_sql(f"PREPARE quota AS {reads.ACTIVE_JOBS.sql}")
+        plan = "\n".join(connection.exec_driver_sql("EXPLAIN EXECUTE quota('t')").scalars())
+        connection.exec_driver_sql("DEALLOCATE quota")
+    assert "ix_jobs_tenant_active" in plan, plan

@@ -16,12 +16,15 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from typing import TYPE_CHECKING
 
 import redis
-from sqlalchemy.orm import Session
 
-from voxflow.jobs import repository
+from voxflow.jobs import reads
 from voxflow.web.errors import ApiError
+
+if TYPE_CHECKING:
+    from asyncpg import Connection
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +77,12 @@ class UploadLimits:
                 {"Retry-After": str(wait)},
             )  # fmt: skip
 
-    def check_quota(self, session: Session, tenant: str) -> None:
-        """Refuse an upload while the tenant has too many unfinished jobs."""
+    async def check_quota(self, conn: Connection, tenant: str) -> None:
+        """Refuse an upload while the tenant has too many unfinished jobs (counted on the
+        driver connection, in autocommit: no transaction to open and roll back)."""
         if self.max_active is None:
             return
-        active = repository.count_active_jobs(session, tenant)
+        active = await reads.count_active_jobs(conn, tenant)
         if active >= self.max_active:
             raise ApiError(
                 429, "too_many_active_jobs",

@@ -87,9 +87,10 @@ async def create_job(
         if held is None or held.kind == "new":  # a replay is not a new upload
             limits: UploadLimits = request.app.state.limits
             await run_in_threadpool(limits.check_rate, tenant)
-            await session.run_sync(limits.check_quota, tenant)
-        # Reading the body may take minutes: hold no connection (nor transaction) meanwhile.
-        await session.rollback()
+            if limits.max_active is not None:
+                async with get_runtime(request).driver() as conn:
+                    await limits.check_quota(conn, tenant)
+        # Reading the body may take minutes: no connection (nor transaction) is held meanwhile.
         return await _create_job(request, response, tenant, held, session)
     except BaseException:
         if held is not None and held.kind == "new":
@@ -125,8 +126,10 @@ async def _create_job(
     )
     try:
         options = service.parse_options(upload.options, settings)
-        webhook_url = await run_in_threadpool(
-            service.check_webhook_url, upload.webhook_url, settings
+        webhook_url = (  # its DNS lookup blocks: in a thread, when there is a URL to check
+            await run_in_threadpool(service.check_webhook_url, upload.webhook_url, settings)
+            if upload.webhook_url
+            else None
         )
         same = idempotency.fingerprint(
             upload.sha256, upload.filename, options.model_dump(mode="json", exclude_none=True),

@@ -33,6 +33,10 @@ from voxflow.jobs.states import TERMINAL, JobStatus
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 TERMINAL_VALUES = sorted(s.value for s in TERMINAL)  # one order for the index and its query
 _TERMINAL = ", ".join(f"'{value}'" for value in TERMINAL_VALUES)
+# Unfinished jobs: the predicate of the partial index ix_jobs_tenant_active, and the condition
+# of the query that counts them (literal values, so the planner matches the two even for a
+# prepared statement's generic plan).
+UNFINISHED = f"status NOT IN ({_TERMINAL})"
 
 
 def _now() -> Any:
@@ -51,7 +55,7 @@ class Job(Base):
         Index(
             "ix_jobs_tenant_active",
             "tenant",
-            postgresql_where=text(f"status NOT IN ({_TERMINAL})"),
+            postgresql_where=text(UNFINISHED),
         ),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         # Retention scans finished jobs whose audio is still stored, oldest first.

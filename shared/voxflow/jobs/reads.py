@@ -1,9 +1,10 @@
-"""The APIs' hottest reads, on the asyncpg connection: a tenant's job, a page of its jobs.
+"""The APIs' hottest reads, on the asyncpg connection: a tenant's job, a page of its jobs,
+and the count of its unfinished jobs that every upload makes (the quota).
 
 A job read is the request the APIs serve most (clients poll). Run through the ORM on the
 asyncio engine, its one query costs about 400 µs of CPU; the same SQL sent straight to the
 driver connection costs about 170 µs, and the rest of the request about as much again
-(docs/api-performance.md). So these two reads skip the ORM, and nothing else does.
+(docs/api-performance.md). So these reads skip the ORM, and nothing else does.
 
 The statements are SQLAlchemy Core built from the `jobs` table and compiled once, at import,
 to asyncpg's SQL (`$1` parameters), so table and column names have one definition. Rows come
@@ -19,10 +20,10 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
-from voxflow.jobs.models import Job
+from voxflow.jobs.models import UNFINISHED, Job
 from voxflow.jobs.states import JobStatus
 from voxflow.observability.tracing import database_span
 
@@ -88,6 +89,12 @@ JOB = Compiled.of(
 )
 
 
+# Reads only the partial index of unfinished jobs (ix_jobs_tenant_active): same condition.
+ACTIVE_JOBS = Compiled.of(
+    select(func.count()).select_from(Job).where(Job.tenant == bindparam("tenant"), text(UNFINISHED))
+)
+
+
 @cache
 def page_statement(*, by_status: bool, after: bool) -> Compiled:
     """A page of a tenant's jobs, newest first, optionally of one status and after a cursor."""
@@ -129,3 +136,10 @@ async def list_jobs(
     with database_span(statement.sql):
         rows = await conn.fetch(statement.sql, *statement.args(values))
     return [JobRecord(*row) for row in rows]
+
+
+async def count_active_jobs(conn: Connection, tenant: str) -> int:
+    """How many of a tenant's jobs have not finished."""
+    with database_span(ACTIVE_JOBS.sql):
+        count = await conn.fetchval(ACTIVE_JOBS.sql, *ACTIVE_JOBS.args({"tenant": tenant}))
+    return int(count or 0)

@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from voxflow.jobs.models import (
-    TERMINAL_VALUES,
     ApiKey,
     Job,
     JobEvent,
@@ -47,20 +46,6 @@ def get_status(session: Session, job_id: uuid.UUID) -> JobStatus | None:
     """A job's current state (None if there is no such job)."""
     status = session.scalar(select(Job.status).where(Job.id == job_id))
     return JobStatus(status) if status is not None else None
-
-
-# Its condition is the one of the partial index ix_jobs_tenant_active (same states, same
-# order), so the count reads only that index: the tenant's unfinished jobs.
-_ACTIVE_JOBS = (
-    select(func.count())
-    .select_from(Job)
-    .where(Job.tenant == bindparam("tenant"), Job.status.not_in(TERMINAL_VALUES))
-)
-
-
-def count_active_jobs(session: Session, tenant: str) -> int:
-    """How many of a tenant's jobs have not finished."""
-    return int(session.scalar(_ACTIVE_JOBS, {"tenant": tenant}) or 0)
 
 
 def delete_job(session: Session, job_id: uuid.UUID) -> None:
