@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from contextlib import suppress
 from typing import TypeVar
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -91,8 +92,11 @@ class FairAsyncQueue(QueueCommon[T]):
                 waiter.cancel()
             raise
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            # A waiter that got its connection was taken off the line by `put_nowait`; only
+            # one that gave up is still in it (searching the line costs O(waiters)).
+            if not waiter.done() or waiter.cancelled():
+                with suppress(ValueError):
+                    self._waiters.remove(waiter)
 
 
 class FairAsyncQueuePool(AsyncAdaptedQueuePool):

@@ -110,16 +110,16 @@ def _allowed_methods(request: Request) -> str:
 def _is_connection_error(exc: DBAPIError) -> bool:
     """Tell a lost or refused connection from a bug in a query.
 
-    psycopg (the workers) raises OperationalError; under SQLAlchemy's asyncpg adapter (the
-    APIs) the driver's own exception is the cause of the adapted one.
+    psycopg (the workers) raises OperationalError. Under SQLAlchemy's asyncpg adapter (the
+    APIs' ORM) the driver's own exception is the cause of the adapted one; on the driver
+    connection (`Runtime.driver`) it is the original itself.
     """
     import asyncpg
     import psycopg
 
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    return isinstance(exc.orig, psycopg.OperationalError) or isinstance(
-        cause,
-        # a lost connection, a refused one, a server shutting down or a canceled statement
-        (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-         asyncpg.exceptions.OperatorInterventionError),
-    )  # fmt: skip
+    # a lost connection, a refused one, a server shutting down or a canceled statement
+    lost = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError, asyncpg.exceptions.OperatorInterventionError,
+            psycopg.OperationalError)  # fmt: skip
+    orig = exc.orig
+    return isinstance(orig, lost) or isinstance(getattr(orig, "__cause__", None), lost)

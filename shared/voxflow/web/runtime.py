@@ -33,6 +33,19 @@ log = logging.getLogger(__name__)
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+# What asyncpg raises: the server's errors, the client's (a connection in a state it cannot
+# use, e.g. after the server ended the session while it sat in the pool) and the socket's.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                  OSError)  # fmt: skip
+
+
+def _breaks_connection(exc: Exception) -> bool:
+    """Whether the connection cannot be trusted after `exc` (an error the server reports
+    about a statement, such as a syntax error, leaves it usable)."""
+    return not isinstance(exc, asyncpg.PostgresError) or isinstance(
+        exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
+    )
+
 
 @dataclass
 class Runtime:
@@ -83,8 +96,8 @@ class Runtime:
             driver: Connection = pooled.driver_connection  # type: ignore[assignment]
             try:
                 yield driver
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                lost = driver.is_closed()
+            except _DRIVER_ERRORS as exc:
+                lost = driver.is_closed() or _breaks_connection(exc)
                 if lost:
                     await conn.invalidate(exc)
                 raise DBAPIError(None, None, exc, connection_invalidated=lost) from exc
