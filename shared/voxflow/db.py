@@ -67,12 +67,15 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     return engine
 
 
-def make_async_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+def make_async_engine(url: str, pool_size: int = 5, name: str = "voxflow") -> AsyncEngine:
     """An asyncio engine (asyncpg) for the HTTP services, traced if on.
 
     asyncpg, not psycopg's async mode: the same ORM lookup costs 400 µs of CPU instead of
     530, and a hot read on the driver connection (`voxflow.web.reads`) 170 instead of 250
     (docs/api-performance.md). The workers, synchronous, keep psycopg.
+
+    `name` is the connections' `application_name`: an operator (or a test) tells the
+    service's sessions apart in `pg_stat_activity`.
 
     No pre-ping: a ping is a round trip on every checkout, as much as the query a read
     request makes. A connection that died (the server restarted) fails its request with
@@ -87,6 +90,7 @@ def make_async_engine(url: str, pool_size: int = 5) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         skip_autocommit_rollback=True,
+        connect_args={"server_settings": {"application_name": name}},
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_dbapi_error)
     instrument_engine(engine.sync_engine)

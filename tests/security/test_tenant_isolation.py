@@ -10,8 +10,10 @@ and a code.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from status_api.app import create_app as create_status_app
 from status_api.service import encode_cursor
 from status_api.settings import StatusSettings
 from tests.security.media import VOICE_NOTE
+from tests.services.status_api.conftest import TEXT as TRANSCRIPT_TEXT
 from tests.services.status_api.conftest import JobMaker
 from voxflow.apikeys import IssuedKey, issue_key
 from voxflow.db import session_scope
@@ -243,7 +246,53 @@ def _create(world: World) -> None:
     assert again.json()["id"] == str(world.done)
 
 
+def _transcribe(world: World, headers: dict[str, str]) -> Any:
+    """POST a transcription as OpenAI's SDK does, playing the worker's part meanwhile: each
+    job it queues is claimed and given a transcript here, so the request's wait ends."""
+    files = {"file": ("note.ogg", VOICE_NOTE.read_bytes(), "audio/ogg")}
+    with world.sessions() as session:
+        seen = set(session.scalars(select(Job.id)))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(world.ingest.post, "/v1/audio/transcriptions", headers=headers,
+                             files=files, data={"model": "whisper-1"})  # fmt: skip
+        while not answer.done():
+            with world.sessions() as session:
+                new = session.execute(select(Job.id, Job.tenant).where(Job.id.not_in(seen))).all()
+            for job_id, tenant in new:
+                JobMaker(world.sessions, tenant).transcribe(job_id)
+                seen.add(job_id)
+            time.sleep(0.02)
+        return answer.result()
+
+
+def _openai_transcription(world: World) -> None:
+    """B's transcription is a job of B's, which A cannot see; A's of the same audio is A's."""
+    theirs = _transcribe(world, world.b)
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["text"] == TRANSCRIPT_TEXT
+    b_job = uuid.UUID(theirs.headers["X-Voxflow-Job-Id"])
+    assert world.job(b_job).tenant == world.b_tenant
+    assert world.job(b_job).source_key.startswith(f"{world.b_tenant}/")
+    unseen = world.status.get(f"/v1/jobs/{b_job}", headers=world.a)
+    assert unseen.status_code == 404, unseen.text
+    listed = world.status.get("/v1/jobs", headers=world.a).json()["items"]
+    assert str(b_job) not in {item["id"] for item in listed}
+    own = _transcribe(world, world.a)
+    assert own.status_code == 200, own.text
+    assert world.job(uuid.UUID(own.headers["X-Voxflow-Job-Id"])).tenant == world.a_tenant
+
+
+def _models(world: World) -> None:
+    """Models hold no tenant's data: every tenant sees the same list."""
+    seen = [world.ingest.get("/v1/models", headers=h).json() for h in (world.a, world.b)]
+    assert seen[0] == seen[1]
+    assert world.ingest.get("/v1/models/whisper-1", headers=world.b).status_code == 200
+
+
 ISOLATION: dict[Endpoint, Callable[[World], None]] = {
+    ("POST", "/v1/audio/transcriptions"): _openai_transcription,
+    ("GET", "/v1/models"): _models,
+    ("GET", "/v1/models/{model_id:path}"): _models,
     ("POST", "/v1/jobs"): _create,
     ("GET", "/v1/jobs"): _list,
     ("GET", "/v1/jobs/{job_id}"): _read_case("/v1/jobs/{job_id}"),
@@ -274,10 +323,13 @@ def _request(world: World, endpoint: Endpoint, headers: dict[str, Any]) -> Any:
     """Call `endpoint` as A would (reads of the finished job, changes to the queued one)."""
     method, path = endpoint
     client = world.ingest if endpoint in INGEST_ENDPOINTS else world.status
+    path = path.replace("{model_id:path}", "whisper-1")
     url = path.format(job_id=world.done if method == "GET" else world.queued)
     if endpoint == ("POST", "/v1/jobs"):
         files = {"file": ("note.ogg", VOICE_NOTE.read_bytes(), "audio/ogg")}
         return client.post(url, headers=headers, files=files)
+    if endpoint == ("POST", "/v1/audio/transcriptions"):
+        return _transcribe(world, headers)
     return client.request(method, url, headers=headers)
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 
+from ingest_api import openai_api
 from ingest_api.limits import UploadLimits
 from ingest_api.routes import router
 from ingest_api.settings import IngestSettings
@@ -31,7 +32,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         configure_logging("ingest_api")
         setup_tracing("ingest_api")  # before the engine exists, so that its SQL is traced
         app.state.settings = configured
-        app.state.runtime = Runtime.build(configured, configured, make_storage(configured))
+        app.state.runtime = Runtime.build(
+            configured, configured, make_storage(configured), service="voxflow-ingest-api"
+        )
         broker = (
             redis.Redis.from_url(redis_client_url(configured.redis_url), socket_timeout=2)
             if configured.redis_url
@@ -61,6 +64,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     install_observability(app, "ingest_api")
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(openai_api.router)
     return app
 
 

@@ -49,3 +49,9 @@ class IngestSettings(
         gt=0,
         description="A key held this long by a request that never finished is taken over.",
     )
+    openai_wait_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How long `POST /v1/audio/transcriptions` waits for its job. Past it the "
+        "answer is a 504 naming the job, which goes on (docs/openai.md).",
+    )

@@ -27,7 +27,9 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         resolved = settings or StatusSettings()
         configure_logging("status_api")
         setup_tracing("status_api")  # before the engine exists, so that its SQL is traced
-        runtime = Runtime.build(resolved, resolved, make_storage(resolved))
+        runtime = Runtime.build(
+            resolved, resolved, make_storage(resolved), service="voxflow-status-api"
+        )
         app.state.settings = resolved
         app.state.runtime = runtime
         app.state.renders = RenderedTranscripts()

@@ -83,18 +83,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
-        if not exc.connection_invalidated and not _is_connection_error(exc):
-            log.exception("database error", exc_info=exc)
-            return error_response(500, "internal_error", "An unexpected error occurred.")
-        log.warning("database unavailable: %s", exc.orig)
-        return error_response(503, "database_unavailable",
-                              "The job database is unavailable; retry shortly.",
-                              {"Retry-After": "5"})  # fmt: skip
+        refused = database_error(exc)
+        return error_response(refused.status, refused.code, refused.message, refused.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def database_error(exc: DBAPIError) -> ApiError:
+    """What a database failure answers: 503 (retry) for a lost or refused connection, else
+    500 (a bug), logged either way."""
+    if not exc.connection_invalidated and not _is_connection_error(exc):
+        log.exception("database error", exc_info=exc)
+        return ApiError(500, "internal_error", "An unexpected error occurred.")
+    log.warning("database unavailable: %s", exc.orig)
+    return ApiError(503, "database_unavailable", "The job database is unavailable; retry shortly.",
+                    {"Retry-After": "5"})  # fmt: skip
 
 
 def _allowed_methods(request: Request) -> str:

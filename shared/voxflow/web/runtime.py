@@ -59,8 +59,14 @@ class Runtime:
     keys: ApiKeyCache
 
     @classmethod
-    def build(cls, settings: DatabaseSettings, auth: AuthSettings, storage: Storage) -> Runtime:
-        """Connect to the configured database."""
+    def build(
+        cls,
+        settings: DatabaseSettings,
+        auth: AuthSettings,
+        storage: Storage,
+        service: str = "voxflow",
+    ) -> Runtime:
+        """Connect to the configured database (as `service`, its `application_name`)."""
         if not settings.database_url:
             raise RuntimeError(
                 "VOXFLOW_DATABASE_URL is not set (use `voxflow run` for an embedded stack)"
@@ -70,7 +76,7 @@ class Runtime:
         except StorageUnavailableError as exc:
             # Unreachable may be temporary (the storage starting too): /readyz reports it.
             log.warning("storage not reachable at startup: %s", exc)
-        engine = make_async_engine(settings.database_url, settings.database_pool_size)
+        engine = make_async_engine(settings.database_url, settings.database_pool_size, service)
         # BEGIN and ROLLBACK would be two of a read request's three round trips.
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         return cls(

@@ -23,12 +23,13 @@ def own_client() -> Iterator[TestClient]:
 
 
 def _backends(engine: Engine) -> set[int]:
+    """The status API's sessions (by their `application_name`)."""
     with engine.connect() as connection:
         return set(
             connection.execute(
                 text(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = 'voxflow-status-api'"
                 )
             ).scalars()
         )

@@ -1,0 +1,141 @@
+"""OpenAI's speech API end to end: its SDK against the ingestion API and real workers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jiwer
+import openai
+import pytest
+from fastapi.testclient import TestClient
+from openai.types.audio import Transcription, TranscriptionVerbose
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest_api.app import create_app as create_ingest_app
+from ingest_api.settings import IngestSettings
+from tests.conftest import SAMPLES
+from tests.e2e.conftest import Worker
+from tests.e2e.helpers import normalise, wait_done
+from voxflow.apikeys import issue_key
+from voxflow.audio import probe_file
+from voxflow.db import session_scope
+
+pytestmark = pytest.mark.e2e
+
+VOICE_NOTE = SAMPLES / "voice_note.ogg"
+SPOKEN = normalise((SAMPLES / "voice_note.txt").read_text())
+
+
+def sdk(client: TestClient, auth: dict[str, str]) -> openai.OpenAI:
+    """OpenAI's client on the app, with the test tenant's key and no retries."""
+    key = auth["Authorization"].removeprefix("Bearer ")
+    return openai.OpenAI(
+        api_key=key, base_url="http://testserver/v1", http_client=client, max_retries=0
+    )
+
+
+def wer(text: str) -> float:
+    """Word error rate of a transcript against the note's script."""
+    return float(jiwer.wer(SPOKEN, normalise(text)))
+
+
+def test_every_response_format_parses_in_the_sdk(
+    ingest: TestClient,
+    status: TestClient,
+    auth: dict[str, str],
+    workers: dict[str, Worker],
+    sessions: sessionmaker[Session],
+) -> None:
+    client = sdk(ingest, auth)
+    answer = client.audio.transcriptions.with_raw_response.create(
+        model="whisper-1", file=VOICE_NOTE
+    )
+    plain = answer.parse()
+    assert isinstance(plain, Transcription)
+    assert wer(plain.text) < 0.15, plain.text
+    assert plain.usage is not None
+    assert plain.usage.type == "duration"
+
+    # An ordinary job of the tenant: listed, readable, and absent for anyone else.
+    job_id = answer.headers["X-Voxflow-Job-Id"]
+    assert answer.headers["Location"].endswith(f"/v1/jobs/{job_id}")
+    job = status.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert (job["status"], job["source"]["filename"]) == ("completed", "voice_note.ogg")
+    listed = status.get("/v1/jobs", headers=auth).json()["items"]
+    assert job_id in {item["id"] for item in listed}
+    with session_scope(sessions) as session:
+        other = issue_key(session, "openai-other-tenant", "other").secret
+    stranger = status.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {other}"})
+    assert stranger.status_code == 404
+
+    text = client.audio.transcriptions.create(
+        model="tiny.en", file=VOICE_NOTE, response_format="text"
+    )
+    assert isinstance(text, str)
+    assert wer(text) < 0.15, text
+    srt = client.audio.transcriptions.create(
+        model="whisper-1", file=VOICE_NOTE, response_format="srt"
+    )
+    assert srt.startswith("1\n00:00:0"), srt[:40]
+    vtt = client.audio.transcriptions.create(
+        model="whisper-1", file=VOICE_NOTE, response_format="vtt", language="en"
+    )
+    assert vtt.startswith("WEBVTT"), vtt[:40]
+    assert "-->" in vtt
+
+
+def test_verbose_json_with_words_and_segments(
+    ingest: TestClient, auth: dict[str, str], workers: dict[str, Worker]
+) -> None:
+    client = sdk(ingest, auth)
+    both = client.audio.transcriptions.create(
+        model="whisper-1", file=VOICE_NOTE, response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )  # fmt: skip
+    assert isinstance(both, TranscriptionVerbose)
+    assert both.language == "english"
+    assert both.duration == pytest.approx(probe_file(VOICE_NOTE, max_seconds=60).duration_seconds)
+    assert wer(both.text) < 0.15, both.text
+    assert both.segments
+    assert both.words
+    assert all(w.start <= w.end for w in both.words)
+    assert [w.start for w in both.words] == sorted(w.start for w in both.words)
+    assert wer(" ".join(w.word for w in both.words)) < 0.15
+
+    segments_only = client.audio.transcriptions.create(
+        model="whisper-1", file=VOICE_NOTE, response_format="verbose_json"
+    )
+    assert segments_only.segments
+    assert segments_only.words is None
+    first = segments_only.segments[0]
+    assert 0 <= first.start < first.end <= segments_only.duration + 0.5
+
+
+@pytest.fixture
+def impatient(tmp_path: Path) -> Iterator[TestClient]:
+    """An ingestion API that waits half a second for a transcription."""
+    settings = IngestSettings(spool_dir=tmp_path, openai_wait_seconds=0.5)
+    with TestClient(create_ingest_app(settings)) as client:
+        yield client
+
+
+def test_a_wait_that_runs_out_names_the_job_which_goes_on(
+    impatient: TestClient,
+    status: TestClient,
+    auth: dict[str, str],
+    workers: dict[str, Worker],
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as pending:
+        sdk(impatient, auth).audio.transcriptions.create(model="whisper-1", file=VOICE_NOTE)
+    assert time.monotonic() - started < 30
+    answer = pending.value.response
+    assert answer.status_code == 504
+    assert answer.headers["x-should-retry"] == "false"  # a retry would upload it again
+    assert pending.value.code == "transcription_pending"
+    job_id = answer.headers["X-Voxflow-Job-Id"]
+    assert job_id in pending.value.message
+    job = wait_done(status, auth, job_id, workers)
+    assert job["status"] == "completed"

@@ -1,0 +1,138 @@
+"""OpenAI's speech API before any worker runs: models, and every refusal, through its SDK.
+
+The success path (a worker transcribes, the SDK parses every format) is in
+tests/e2e/test_openai.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest_api.app import create_app
+from ingest_api.settings import IngestSettings
+from tests.conftest import SAMPLES
+from voxflow.jobs.models import Job
+
+VOICE_NOTE = SAMPLES / "voice_note.ogg"
+
+
+@pytest.fixture(scope="module")
+def spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ingestion API's spool directory."""
+    return tmp_path_factory.mktemp("spool")
+
+
+@pytest.fixture(scope="module")
+def ingest(spool: Path) -> Iterator[TestClient]:
+    """The ingestion API, one upload a minute per tenant (the rate limit test spends it)."""
+    settings = IngestSettings(spool_dir=spool, uploads_per_minute=1)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def sdk(client: TestClient, key: str) -> openai.OpenAI:
+    """OpenAI's own client, on the app, with no retries (a retry would hide a status)."""
+    return openai.OpenAI(
+        api_key=key, base_url="http://testserver/v1", http_client=client, max_retries=0
+    )
+
+
+@pytest.fixture
+def key(api_key: object) -> str:
+    """The test tenant's secret."""
+    return str(api_key.secret)  # type: ignore[attr-defined]
+
+
+def test_models_are_the_allowed_ones_and_the_alias(ingest: TestClient, key: str) -> None:
+    client = sdk(ingest, key)
+    ids = [model.id for model in client.models.list()]
+    assert ids[0] == "whisper-1"
+    assert "tiny.en" in ids
+    model = client.models.retrieve("tiny.en")
+    assert (model.id, model.object, model.owned_by) == ("tiny.en", "model", "voxflow")
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-4o-transcribe")
+    assert missing.value.code == "model_not_found"
+
+
+def test_a_bad_key_is_the_sdks_authentication_error(ingest: TestClient) -> None:
+    client = sdk(ingest, "vf_" + "Z" * 43)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client.audio.transcriptions.create(model="whisper-1", file=VOICE_NOTE)
+    assert refused.value.code == "invalid_api_key"
+    body = refused.value.response.json()["error"]
+    assert set(body) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        ({"model": "gpt-4o-transcribe"}, "model_not_found"),
+        ({"model": "whisper-1", "response_format": "diarized_json"}, "invalid_response_format"),
+        (
+            {"model": "whisper-1", "timestamp_granularities": ["word"]},
+            "invalid_timestamp_granularities",
+        ),
+        ({"model": "whisper-1", "temperature": 1.5}, "invalid_temperature"),
+        ({"model": "whisper-1", "language": "english"}, "invalid_language"),
+    ],
+    ids=["unknown model", "format", "granularity without verbose_json", "temperature", "language"],
+)
+def test_bad_options_are_the_sdks_bad_request_and_make_no_job(
+    ingest: TestClient,
+    key: str,
+    sessions: sessionmaker[Session],
+    tenant: str,
+    arguments: dict[str, object],
+    code: str,
+) -> None:
+    client = sdk(ingest, key)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(file=VOICE_NOTE, **arguments)  # type: ignore[call-overload]
+    assert refused.value.status_code == 400
+    assert refused.value.code == code
+    error = refused.value.response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+    with sessions() as session:
+        assert session.scalar(select(func.count()).where(Job.tenant == tenant)) == 0
+
+
+def test_bad_audio_is_a_bad_request(ingest: TestClient, key: str, tmp_path: Path) -> None:
+    text = tmp_path / "notes.ogg"
+    text.write_text("this is not audio\n" * 100)
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(ingest, key).audio.transcriptions.create(model="whisper-1", file=text)
+    assert refused.value.code == "unsupported_media"
+    assert refused.value.response.json()["error"]["param"] is None
+
+
+def test_a_spent_rate_limit_is_the_sdks_rate_limit_error(
+    ingest: TestClient, key: str, tmp_path: Path
+) -> None:
+    client = sdk(ingest, key)
+    bad = tmp_path / "empty.ogg"
+    bad.write_bytes(b"")
+    with pytest.raises(openai.BadRequestError):  # counted: the limit is checked first
+        client.audio.transcriptions.create(model="whisper-1", file=bad)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.audio.transcriptions.create(model="whisper-1", file=VOICE_NOTE)
+    assert limited.value.code == "rate_limited"
+    assert int(limited.value.response.headers["Retry-After"]) >= 1
+    assert limited.value.response.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_the_job_api_keeps_its_own_error_shape(ingest: TestClient) -> None:
+    answer = ingest.post("/v1/jobs", headers={"Authorization": f"Bearer vf_{uuid.uuid4().hex}"})
+    assert answer.status_code == 401
+    assert set(answer.json()["error"]) == {"code", "message"}
