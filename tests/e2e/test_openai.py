@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jiwer
@@ -11,6 +13,7 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 from openai.types.audio import Transcription, TranscriptionVerbose
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api.app import create_app as create_ingest_app
@@ -21,6 +24,7 @@ from tests.e2e.helpers import normalise, wait_done
 from voxflow.apikeys import issue_key
 from voxflow.audio import probe_file
 from voxflow.db import session_scope
+from voxflow.jobs.models import JobEvent, Transcript
 
 pytestmark = pytest.mark.e2e
 
@@ -139,3 +143,39 @@ def test_a_wait_that_runs_out_names_the_job_which_goes_on(
     assert job_id in pending.value.message
     job = wait_done(status, auth, job_id, workers)
     assert job["status"] == "completed"
+
+
+def test_forty_concurrent_requests_are_micro_batched(
+    ingest: TestClient,
+    auth: dict[str, str],
+    workers: dict[str, Worker],
+    sessions: sessionmaker[Session],
+) -> None:
+    """The waiting requests do not defeat micro-batching: their jobs share worker passes."""
+    client = sdk(ingest, auth)
+
+    def transcribe(_: int) -> tuple[str, str]:
+        answer = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=VOICE_NOTE
+        )
+        return answer.headers["X-Voxflow-Job-Id"], answer.parse().text
+
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(transcribe, range(40)))
+    assert len({job_id for job_id, _ in answers}) == 40
+    for _, text in answers:
+        assert wer(text) < 0.15, text
+    ids = [uuid.UUID(job_id) for job_id, _ in answers]
+    with sessions() as session:
+        # A batch's leader claims its mates under its own name: one name per worker pass.
+        passes = session.scalars(
+            select(JobEvent.actor).where(
+                JobEvent.job_id.in_(ids), JobEvent.to_status == "transcribing"
+            )
+        ).all()
+        modes = session.scalars(
+            select(Transcript.decode_options["mode"].astext).where(Transcript.job_id.in_(ids))
+        ).all()
+    assert len(passes) == 40
+    assert len(set(passes)) <= 20, f"{len(set(passes))} passes for 40 notes"
+    assert modes.count("microbatch") >= 30, modes

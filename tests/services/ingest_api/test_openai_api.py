@@ -6,12 +6,17 @@ tests/e2e/test_openai.py.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -136,3 +141,49 @@ def test_the_job_api_keeps_its_own_error_shape(ingest: TestClient) -> None:
     answer = ingest.post("/v1/jobs", headers={"Authorization": f"Bearer vf_{uuid.uuid4().hex}"})
     assert answer.status_code == 401
     assert set(answer.json()["error"]) == {"code", "message"}
+
+
+@pytest.fixture
+def served(spool: Path) -> Iterator[str]:
+    """The ingestion API under a real uvicorn (a client can hang up on it), waiting 60 s."""
+    app = create_app(IngestSettings(spool_dir=spool, openai_wait_seconds=60))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _answered(base: str) -> float:
+    """Transcription requests this API has finished with (its own request metric)."""
+    metrics = httpx.get(f"{base}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("voxflow_http_requests_total{")
+        and 'route="/v1/audio/transcriptions"' in line
+    )
+
+
+def test_a_client_that_hangs_up_stops_the_wait_and_the_job_goes_on(
+    served: str, key: str, sessions: sessionmaker[Session], tenant: str, spool: Path
+) -> None:
+    # No worker runs here: the job stays queued, so only the hang-up can end the wait.
+    client = openai.OpenAI(api_key=key, base_url=f"{served}/v1", max_retries=0, timeout=2.0)
+    before = _answered(served)
+    with pytest.raises(openai.APITimeoutError):
+        client.audio.transcriptions.create(model="whisper-1", file=VOICE_NOTE)
+    hung_up = time.monotonic()
+    while _answered(served) == before:
+        assert time.monotonic() - hung_up < 10, "the API still waits for a client that left"
+        time.sleep(0.1)
+    with sessions() as session:
+        jobs = session.scalars(select(Job).where(Job.tenant == tenant)).all()
+    assert [job.status for job in jobs] == ["queued"]  # recorded, queued, and left to run
+    assert list(spool.iterdir()) == []
