@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -83,7 +83,11 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 	$(UV) run python scripts/benchmarks/batches.py --hour
 	$(UV) run python scripts/benchmarks/router.py
 	$(MAKE) bench-load
+	$(UV) run python scripts/benchmarks/openai_route.py
 	$(UV) run python scripts/benchmarks/throughput.py
+
+bench-openai: install  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
+	$(UV) run python scripts/benchmarks/openai_route.py
 
 bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads at 16/64/256 connections vs LOAD_BASELINE, then a 100,000-request soak (~12 min)
 	mkdir -p .voxflow/bench
