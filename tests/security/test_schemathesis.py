@@ -69,6 +69,8 @@ ACCEPTABLE_REFUSALS: dict[str, dict[int, set[str]]] = {
     "GET /v1/jobs/{job_id}/webhooks": JOB_GONE,
     "GET /v1/jobs/{job_id}/transcript": {**JOB_GONE, 409: {"transcript_not_ready"}},
     "POST /v1/jobs/{job_id}/cancel": {**JOB_GONE, 409: {"job_finished"}},
+    # Last-Event-ID is a string the schema cannot say more of: only ids the stream sent.
+    "GET /v1/jobs/{job_id}/stream": {**JOB_GONE, 400: {"invalid_last_event_id"}},
     # OpenAI's routes. A free-text model name may not be offered here; granularities need
     # `verbose_json` (as at OpenAI); with no worker in this test, a transcription that was
     # accepted is still pending when the (short) wait ends.

@@ -300,6 +300,7 @@ ISOLATION: dict[Endpoint, Callable[[World], None]] = {
     ("GET", "/v1/jobs/{job_id}/transcript"): _read_case("/v1/jobs/{job_id}/transcript"),
     ("GET", "/v1/jobs/{job_id}/results"): _read_case("/v1/jobs/{job_id}/results"),
     ("GET", "/v1/jobs/{job_id}/webhooks"): _read_case("/v1/jobs/{job_id}/webhooks"),
+    ("GET", "/v1/jobs/{job_id}/stream"): _read_case("/v1/jobs/{job_id}/stream"),
     ("POST", "/v1/jobs/{job_id}/cancel"): _cancel,
     ("DELETE", "/v1/jobs/{job_id}"): _delete,
 }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from status_api import service
+from status_api import service, stream
 from status_api.renders import RenderedTranscripts
 from status_api.schemas import (
     MAX_LINE_CHARS,
@@ -147,6 +148,51 @@ async def get_transcript(
     if fmt not in {"json", "verbose_json"}:
         headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+# One server-sent event; `data` is JSON text (docs/streaming.md).
+_STREAM_EVENT: dict[str, object] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "progress", "segment", "note", "end"]},
+        "id": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$"},
+        "data": {"type": "string"},
+    },
+}
+
+
+@router.get(
+    "/{job_id}/stream",
+    summary="Watch a job live (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`state`, `progress`, `segment` and `note` events, then `end` "
+            "(docs/streaming.md). Reconnect with `Last-Event-ID` to resume.",
+            "content": {"text/event-stream": {"schema": _STREAM_EVENT}},
+        },
+        **error_responses(400, 401, 404),
+    },
+)
+async def stream_job(
+    job_id: str,
+    request: Request,
+    tenant: Tenant,
+    last_event_id: Annotated[
+        str | None, Header(description="The `id` of the last event received, to resume.")
+    ] = None,
+) -> EventSourceResponse:
+    """The job's state changes, progress, transcript segments and notes as they happen."""
+    cursor = stream.Cursor.parse(last_event_id)
+    runtime = get_runtime(request)
+    async with runtime.driver() as conn:  # a missing job is a 404 before the stream starts
+        job = await service.read_job(conn, tenant, job_id)
+    return EventSourceResponse(
+        stream.job_events(runtime, job.id, tenant, cursor),
+        ping=stream.PING_SECONDS,
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
+    )
 
 
 @router.get(

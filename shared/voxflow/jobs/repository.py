@@ -234,16 +234,16 @@ def add_llm_result(session: Session, result: LlmResult) -> bool:
     return inserted.first() is not None
 
 
-def list_llm_results(session: Session, job_id: uuid.UUID) -> Sequence[LlmResult]:
-    """A job's LLM outputs, oldest first."""
-    query = select(LlmResult).where(LlmResult.job_id == job_id).order_by(LlmResult.id)
-    return session.scalars(query).all()
+def list_llm_results(session: Session, job_id: uuid.UUID, after: int = 0) -> Sequence[LlmResult]:
+    """A job's LLM outputs, oldest first (those stored after the one with id `after`)."""
+    query = select(LlmResult).where(LlmResult.job_id == job_id, LlmResult.id > after)
+    return session.scalars(query.order_by(LlmResult.id)).all()
 
 
-def list_events(session: Session, job_id: uuid.UUID) -> Sequence[JobEvent]:
-    """A job's timeline, oldest first."""
-    query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
-    return session.scalars(query).all()
+def list_events(session: Session, job_id: uuid.UUID, after: int = 0) -> Sequence[JobEvent]:
+    """A job's timeline, oldest first (the entries after the one with id `after`)."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
+    return session.scalars(query.order_by(JobEvent.id)).all()
 
 
 def add_api_key(session: Session, key: ApiKey) -> None:
