@@ -114,6 +114,8 @@ def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
             assert submitted.returncode == 0, submitted.stdout + submitted.stderr
             assert "call the dentist" in submitted.stdout.lower()
             assert "action_items (local / extractive-v1)" in submitted.stdout
+            # --wait follows the job's live stream: the words come on stderr as they arrive.
+            assert "dentist" in submitted.stderr.lower(), submitted.stderr
             check_metrics(info["metrics_urls"])
         finally:
             stack.send_signal(signal.SIGINT)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent, connect_sse
 
 TERMINAL = ("completed", "failed", "canceled")
+RECONNECTS = 5  # cut lines in a row before `watch` gives up
 
 
 class ApiCallError(Exception):
@@ -101,6 +103,36 @@ class VoxflowClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f}s")
             time.sleep(poll)
+
+    def watch(self, job_id: str) -> Iterator[ServerSentEvent]:
+        """The job's live stream (docs/streaming.md), up to its `end` event.
+
+        A cut line is resumed after the last event received (`Last-Event-ID`), so nothing
+        is missed or repeated; after `RECONNECTS` failures in a row the error is raised.
+        """
+        url = f"{self.status_url}/v1/jobs/{job_id}/stream"
+        last: str | None = None
+        failures = 0
+        while True:
+            headers = self._headers() | ({"Last-Event-ID": last} if last else {})
+            # The server pings every 15 s: a minute of silence means the line is dead.
+            timeout = httpx.Timeout(self.timeout, read=60.0)
+            try:
+                with connect_sse(self.http, "GET", url, headers=headers, timeout=timeout) as source:
+                    if source.response.status_code >= 400:
+                        source.response.read()
+                        self._check(source.response)
+                    for event in source.iter_sse():
+                        failures = 0
+                        last = event.id or last
+                        yield event
+                        if event.event == "end":
+                            return
+            except httpx.TransportError:
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+                time.sleep(min(2.0**failures, 10.0))
 
     def transcript(self, job_id: str, fmt: str = "txt") -> str:
         """The transcript rendered as txt, srt, vtt or json."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -134,6 +135,8 @@ def _options(
 
 
 def _follow(client: VoxflowClient, job_id: str) -> dict[str, Any]:
+    """Watch the job's live stream: a progress bar, and the words as they are transcribed
+    (both on stderr: stdout keeps only the transcript and the notes)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -142,12 +145,19 @@ def _follow(client: VoxflowClient, job_id: str) -> dict[str, Any]:
     )
     with Progress(*columns, console=err, transient=False) as progress:
         bar = progress.add_task("queued", total=100)
-
-        def update(job: dict[str, Any]) -> None:
-            done = 100 if job["status"] in ("completed",) else job["progress"]
-            progress.update(bar, completed=done, description=job["status"])
-
-        return client.wait(job_id, update)
+        for event in client.watch(job_id):
+            data = json.loads(event.data)
+            if event.event == "progress":
+                progress.update(bar, completed=data["progress"], description=data["status"])
+            elif event.event == "state":
+                done = 100 if data["to"] == "completed" else None
+                progress.update(bar, description=data["to"], completed=done)
+            elif event.event == "segment":
+                minutes, seconds = divmod(int(data["start"]), 60)
+                progress.console.print(
+                    f"[dim]{minutes:02d}:{seconds:02d}[/] {data['text'].strip()}"
+                )
+    return client.job(job_id)
 
 
 def _print_outcome(client: VoxflowClient, job: dict[str, Any]) -> None:
