@@ -75,7 +75,7 @@ _PARAMS = {
     "file_too_large": "file",
 }
 # Failures that are the upload's fault (the SDK raises BadRequestError; no retry helps).
-_AUDIO_FAILURES = frozenset({"decode_failed", "no_speech", "corrupt_audio", "empty_audio"})
+_AUDIO_FAILURES = frozenset({"corrupt_audio", "empty_audio", "audio_too_long"})
 
 
 class OpenAIErrorDetail(BaseModel):

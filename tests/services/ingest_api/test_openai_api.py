@@ -10,8 +10,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -24,7 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_api.app import create_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
+from voxflow.db import session_scope
+from voxflow.jobs import service
 from voxflow.jobs.models import Job
+from voxflow.jobs.states import JobStatus
 
 VOICE_NOTE = SAMPLES / "voice_note.ogg"
 
@@ -187,3 +193,63 @@ def test_a_client_that_hangs_up_stops_the_wait_and_the_job_goes_on(
         jobs = session.scalars(select(Job).where(Job.tenant == tenant)).all()
     assert [job.status for job in jobs] == ["queued"]  # recorded, queued, and left to run
     assert list(spool.iterdir()) == []
+
+
+def _answer_while(
+    client: TestClient, key: str, sessions: sessionmaker[Session], act: Callable[[Job], None]
+) -> Any:
+    """A transcription request, and `act` on its job (as a worker would) while it waits."""
+    with sessions() as session:
+        seen = set(session.scalars(select(Job.id)))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            sdk(client, key).audio.transcriptions.with_raw_response.create,
+            model="whisper-1", file=VOICE_NOTE,
+        )  # fmt: skip
+        while True:
+            with sessions() as session:
+                job = session.scalars(select(Job).where(Job.id.not_in(seen))).first()
+            if job is not None:
+                break
+            assert not answer.done(), answer.result()
+            time.sleep(0.02)
+        act(job)
+        return answer.result(timeout=30)
+
+
+@pytest.fixture
+def patient(spool: Path) -> Iterator[TestClient]:
+    """An ingestion API with no upload rate limit, waiting up to a minute."""
+    settings = IngestSettings(spool_dir=spool, uploads_per_minute=None, openai_wait_seconds=60)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_a_job_that_fails_on_its_audio_is_a_bad_request_not_retried(
+    patient: TestClient, key: str, sessions: sessionmaker[Session]
+) -> None:
+    def fail(job: Job) -> None:
+        with session_scope(sessions) as session:
+            assert service.claim(session, job.id, JobStatus.QUEUED, "w", timedelta(minutes=1))
+        with session_scope(sessions) as session:
+            assert service.fail(session, job.id, JobStatus.TRANSCRIBING, "corrupt_audio",
+                                "The audio is damaged.", actor="w")  # fmt: skip
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        _answer_while(patient, key, sessions, fail)
+    assert refused.value.code == "corrupt_audio"
+    assert refused.value.message.endswith("The audio is damaged.")
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert refused.value.response.headers["X-Voxflow-Job-Id"]
+
+
+def test_a_canceled_job_is_a_conflict(
+    patient: TestClient, key: str, sessions: sessionmaker[Session]
+) -> None:
+    def cancel(job: Job) -> None:
+        with session_scope(sessions) as session:
+            assert service.cancel(session, job.id, actor="tenant") is not None
+
+    with pytest.raises(openai.ConflictError) as refused:
+        _answer_while(patient, key, sessions, cancel)
+    assert refused.value.code == "job_canceled"
