@@ -19,12 +19,15 @@ import uuid
 from typing import TYPE_CHECKING
 
 import redis
+from starlette.concurrency import run_in_threadpool
 
 from voxflow.jobs import reads
 from voxflow.web.errors import ApiError
 
 if TYPE_CHECKING:
     from asyncpg import Connection
+
+    from voxflow.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,14 @@ class UploadLimits:
         self.per_minute = per_minute
         self.max_active = max_active
         self._take = client.register_script(_TAKE) if client is not None else None
+
+    async def check(self, runtime: Runtime, tenant: str) -> None:
+        """Both limits, as every upload route checks them before reading the body (the rate's
+        Redis call blocks: in a thread; the quota on the driver connection)."""
+        await run_in_threadpool(self.check_rate, tenant)
+        if self.max_active is not None:
+            async with runtime.driver() as conn:
+                await self.check_quota(conn, tenant)
 
     def check_rate(self, tenant: str) -> None:
         """Count one upload against the tenant's rate, or refuse it with a 429."""

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api import service
@@ -309,10 +310,7 @@ async def create_transcription(request: Request, tenant: Tenant, session: DbSess
     settings: IngestSettings = request.app.state.settings
     runtime = get_runtime(request)
     limits: UploadLimits = request.app.state.limits
-    await run_in_threadpool(limits.check_rate, tenant)
-    if limits.max_active is not None:
-        async with runtime.driver() as conn:
-            await limits.check_quota(conn, tenant)
+    await limits.check(runtime, tenant)
     upload = await parse_upload(
         dict(request.headers), request.stream(), spool_dir=settings.spool_dir,
         max_bytes=settings.max_upload_bytes, max_options_bytes=settings.max_options_bytes,
@@ -375,7 +373,7 @@ _ENDED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
 async def _failure(
-    session: Any, job_id: uuid.UUID, status: JobStatus, headers: dict[str, str]
+    session: AsyncSession, job_id: uuid.UUID, status: JobStatus, headers: dict[str, str]
 ) -> Response:
     job = await session.run_sync(repository.get_job, job_id)
     code = (job.error_code if job is not None else None) or status.value

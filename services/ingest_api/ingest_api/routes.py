@@ -86,10 +86,7 @@ async def create_job(
     try:
         if held is None or held.kind == "new":  # a replay is not a new upload
             limits: UploadLimits = request.app.state.limits
-            await run_in_threadpool(limits.check_rate, tenant)
-            if limits.max_active is not None:
-                async with get_runtime(request).driver() as conn:
-                    await limits.check_quota(conn, tenant)
+            await limits.check(get_runtime(request), tenant)
         # Reading the body may take minutes: no connection (nor transaction) is held meanwhile.
         return await _create_job(request, response, tenant, held, session)
     except BaseException:

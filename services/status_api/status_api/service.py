@@ -246,7 +246,8 @@ def load_transcript(session: Session, job: Job) -> StoredTranscript:
     return StoredTranscript(job.id, transcript)
 
 
-def _result_view(result: LlmResult) -> ResultView:
+def result_view(result: LlmResult) -> ResultView:
+    """One note as `GET /v1/jobs/{id}/results` (and the job stream) shows it."""
     return ResultView(
         task=result.task,
         provider=result.provider,
@@ -302,7 +303,7 @@ def list_results(session: Session, tenant: str, raw_id: str) -> ResultsView:
     return ResultsView(
         job_id=job.id,
         status=JobStatus(job.status),
-        results=[_result_view(r) for r in results],
+        results=[result_view(r) for r in results],
         totals=_totals(results, calls),
         calls=[_call_view(c) for c in calls],
     )

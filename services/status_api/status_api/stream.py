@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from status_api.service import _result_view
+from status_api.service import result_view
 from voxflow.db import read_only
 from voxflow.jobs import repository
 from voxflow.jobs.models import Job
@@ -100,7 +100,7 @@ def _read(session: Session, job_id: uuid.UUID, tenant: str, cursor: Cursor) -> _
         ],
         event_ids=[e.id for e in events],
         segments=segments,
-        notes=[(n.id, _result_view(n).model_dump(mode="json")) for n in notes],
+        notes=[(n.id, result_view(n).model_dump(mode="json")) for n in notes],
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +20,7 @@ from ingest_api.limits import UploadLimits
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
 from tests.servers import Servers
+from tests.services.ingest_api.served import served
 from tests.shared.job_helpers import LEASE, WORKER, transcript_for
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
@@ -111,17 +110,8 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     """The ingestion API under a real uvicorn, giving an upload's body 1 s to arrive."""
     spool = tmp_path_factory.mktemp("spool")
     app = create_app(IngestSettings(spool_dir=spool, upload_deadline_seconds=1.0))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}", spool
-    server.should_exit = True
-    thread.join(10)
+    with served(app) as address:
+        yield address, spool
 
 
 def test_a_trickling_upload_is_cut_off_at_the_deadline(

@@ -6,8 +6,6 @@ tests/e2e/test_openai.py.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +17,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_api.app import create_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
+from tests.services.ingest_api.served import served
 from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.models import Job
@@ -150,20 +148,10 @@ def test_the_job_api_keeps_its_own_error_shape(ingest: TestClient) -> None:
 
 
 @pytest.fixture
-def served(spool: Path) -> Iterator[str]:
+def live(spool: Path) -> Iterator[str]:
     """The ingestion API under a real uvicorn (a client can hang up on it), waiting 60 s."""
-    app = create_app(IngestSettings(spool_dir=spool, openai_wait_seconds=60))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with served(create_app(IngestSettings(spool_dir=spool, openai_wait_seconds=60))) as address:
+        yield f"http://{address}"
 
 
 def _answered(base: str) -> float:
@@ -178,15 +166,15 @@ def _answered(base: str) -> float:
 
 
 def test_a_client_that_hangs_up_stops_the_wait_and_the_job_goes_on(
-    served: str, key: str, sessions: sessionmaker[Session], tenant: str, spool: Path
+    live: str, key: str, sessions: sessionmaker[Session], tenant: str, spool: Path
 ) -> None:
     # No worker runs here: the job stays queued, so only the hang-up can end the wait.
-    client = openai.OpenAI(api_key=key, base_url=f"{served}/v1", max_retries=0, timeout=2.0)
-    before = _answered(served)
+    client = openai.OpenAI(api_key=key, base_url=f"{live}/v1", max_retries=0, timeout=2.0)
+    before = _answered(live)
     with pytest.raises(openai.APITimeoutError):
         client.audio.transcriptions.create(model="whisper-1", file=VOICE_NOTE)
     hung_up = time.monotonic()
-    while _answered(served) == before:
+    while _answered(live) == before:
         assert time.monotonic() - hung_up < 10, "the API still waits for a client that left"
         time.sleep(0.1)
     with sessions() as session:
