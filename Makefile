@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai bench-ramp migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -39,14 +39,20 @@ tools:  ## Install what the tests need beyond Python: promtool and prometheus; c
 	@command -v kubectl >/dev/null || \
 	  echo "warning: kubectl (1.27+) not found; the Kubernetes tests in tests/deploy need it"
 
-# The load benchmark drives the APIs with wrk (Debian's `wrk`), installed here when missing.
+# The benchmarks speak their corpus with espeak-ng and sox, and the load benchmark drives the
+# APIs with wrk (all from Debian), installed here when missing.
+BENCH_TOOLS := wrk espeak-ng sox soxi
 bench-tools:
-	@command -v wrk >/dev/null || { \
+	@missing=""; for tool in $(BENCH_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends wrk espeak-ng sox libsox-fmt-all >/dev/null; \
 	  fi; \
-	  command -v wrk >/dev/null || { echo "error: the load benchmark needs wrk (apt-get install wrk)"; exit 1; }; \
-	}
+	  for tool in $(BENCH_TOOLS); do \
+	    command -v $$tool >/dev/null || { echo "error: the benchmarks need $$tool (apt-get install wrk espeak-ng sox)"; exit 1; }; \
+	  done; \
+	fi
 
 demo: install  ## Start the embedded stack, upload samples/voice_note.ogg, print transcript and notes
 	$(UV) run voxflow demo samples/voice_note.ogg
@@ -81,19 +87,23 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 	$(UV) run python scripts/benchmarks/windows.py
 	$(UV) run python scripts/benchmarks/mates.py
 	$(UV) run python scripts/benchmarks/batches.py --hour
+	$(UV) run python scripts/benchmarks/ramp.py
 	$(UV) run python scripts/benchmarks/router.py
 	$(MAKE) bench-load
 	$(UV) run python scripts/benchmarks/openai_route.py
 	$(UV) run python scripts/benchmarks/throughput.py
 
-bench-openai: install  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
+bench-ramp: install bench-tools  ## Live words: a long recording's first words with a small first batch, and its cost (~4 min)
+	$(UV) run python scripts/benchmarks/ramp.py
+
+bench-openai: install bench-tools  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
 	$(UV) run python scripts/benchmarks/openai_route.py
 
 bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads at 16/64/256 connections vs LOAD_BASELINE, then a 100,000-request soak (~12 min)
 	mkdir -p .voxflow/bench
 	$(UV) run python scripts/benchmarks/load.py --baseline $(LOAD_BASELINE) --soak 100000 --output .voxflow/bench/load.json
 
-bench-quick: install  ## Throughput benchmark on a small corpus (a few minutes)
+bench-quick: install bench-tools  ## Throughput benchmark on a small corpus (a few minutes)
 	$(UV) run python scripts/benchmarks/throughput.py --quick
 
 clean:

@@ -13,9 +13,14 @@ concurrency, the same notes go through, in alternating order so drift hits both 
 
 Reported: notes per second, first upload to last transcript, per-note latency (p50, p95),
 the ratio of the route to the job API (target: at least 0.95), and the worker passes the
-notes took (fewer passes than notes: micro-batching kept working). Writes
-`.voxflow/bench/openai.json`. The time to the first streamed delta is measured once
-streaming exists.
+notes took (fewer passes than notes: micro-batching kept working).
+
+Then streaming: `--long` recordings of about 5 minutes (corpus.py), each sent once with
+`stream=true` and once without, alternating which goes first. Reported per recording: when
+the first `transcript.text.delta` came, when `transcript.text.done` came, and when the plain
+request answered, all from the start of the request; the first delta's share of the plain
+answer's time (target: at most 25%), and what streaming cost (done over plain). Writes
+`.voxflow/bench/openai.json`.
 """
 
 from __future__ import annotations
@@ -43,13 +48,16 @@ if TYPE_CHECKING:  # mypy names modules by their path from the repository root
         progress,
         started_stack,
     )  # fmt: skip
+    from scripts.benchmarks.corpus import DEFAULT_DIR, Recording, check_tools, long_recordings
 else:  # run as a script, whose own directory is on sys.path
     from common import ROOT, RunningStack, console, git_revision, normalise, progress, started_stack
+    from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings
 
 NOTE = ROOT / "samples" / "voice_note.ogg"
 SCRIPT = ROOT / "samples" / "voice_note.txt"
 OUT = ROOT / ".voxflow" / "bench" / "openai.json"
 TARGET = 0.95
+FIRST_DELTA_TARGET = 0.25  # of the plain request's time
 
 
 def _via_job_api(running: RunningStack) -> Callable[[int], tuple[str, str, float]]:
@@ -64,10 +72,7 @@ def _via_job_api(running: RunningStack) -> Callable[[int], tuple[str, str, float
 
 
 def _via_openai(running: RunningStack) -> Callable[[int], tuple[str, str, float]]:
-    client = openai.OpenAI(
-        api_key=running.client.api_key, base_url=f"{running.info.ingest_url}/v1", max_retries=0,
-        timeout=600,
-    )  # fmt: skip
+    client = _sdk(running)
 
     def one(_: int) -> tuple[str, str, float]:
         began = time.perf_counter()
@@ -119,14 +124,86 @@ def measure(
     }  # fmt: skip
 
 
+def _sdk(running: RunningStack) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=running.client.api_key, base_url=f"{running.info.ingest_url}/v1", max_retries=0,
+        timeout=600,
+    )  # fmt: skip
+
+
+def _streamed(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
+    """One `stream=true` request: seconds to the first delta and to `done`, and the text."""
+    began = time.perf_counter()
+    first = None
+    with recording.path.open("rb") as audio:
+        for event in client.audio.transcriptions.create(model="whisper-1", file=audio,
+                                                        stream=True):  # fmt: skip
+            if event.type == "transcript.text.delta" and first is None:
+                first = time.perf_counter() - began
+            elif event.type == "transcript.text.done":
+                done, text = time.perf_counter() - began, event.text
+    return {"first_delta_seconds": first, "done_seconds": done, "text": text}
+
+
+def _plain(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
+    began = time.perf_counter()
+    with recording.path.open("rb") as audio:
+        text = client.audio.transcriptions.create(model="whisper-1", file=audio).text
+    return {"answer_seconds": time.perf_counter() - began, "text": text}
+
+
+def measure_streaming(running: RunningStack, recordings: list[Recording]) -> list[dict[str, Any]]:
+    """Each recording streamed and plain, alternating which goes first."""
+    import jiwer
+
+    client = _sdk(running)
+    rows = []
+    for index, recording in enumerate(recordings):
+        progress.print(f"[dim]streaming: {recording.name} ({recording.duration:.0f} s)")
+        if index % 2 == 0:
+            streamed, plain = _streamed(client, recording), _plain(client, recording)
+        else:
+            plain, streamed = _plain(client, recording), _streamed(client, recording)
+        rows.append({
+            "recording": recording.name, "audio_seconds": recording.duration,
+            "first_delta_seconds": streamed["first_delta_seconds"],
+            "done_seconds": streamed["done_seconds"], "plain_seconds": plain["answer_seconds"],
+            "first_delta_share": streamed["first_delta_seconds"] / plain["answer_seconds"],
+            "stream_cost": streamed["done_seconds"] / plain["answer_seconds"],
+            "wer": jiwer.wer(normalise(recording.text), normalise(streamed["text"])),
+            "same_text": streamed["text"] == plain["text"],
+        })  # fmt: skip
+    return rows
+
+
+def _streaming_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="stream=true on 5-minute recordings (seconds from the request's start)")
+    for column in ("recording", "first delta", "done", "plain answer", "first delta share",
+                   "stream cost", "WER", "same text"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "recording" else "right")
+    for r in rows:
+        table.add_row(
+            r["recording"], f"{r['first_delta_seconds']:.1f}", f"{r['done_seconds']:.1f}",
+            f"{r['plain_seconds']:.1f}", f"{r['first_delta_share']:.0%}",
+            f"{r['stream_cost']:.2f}x", f"{r['wer']:.3f}", "yes" if r["same_text"] else "no",
+        )  # fmt: skip
+    return table
+
+
 def main(
     notes: Annotated[int, typer.Option(help="Voice notes per measurement.")] = 40,
     concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "4,16",
+    long: Annotated[int, typer.Option(help="5-minute recordings streamed (0: none).")] = 3,
     output: Annotated[Path, typer.Option(help="Where to write the figures.")] = OUT,
 ) -> None:
-    """Measure OpenAI's route against the job API on one stack."""
+    """Measure OpenAI's route against the job API on one stack, then its streaming."""
     levels = [int(c) for c in concurrency.split(",") if c]
     results: list[dict[str, Any]] = []
+    streaming: list[dict[str, Any]] = []
+    recordings: list[Recording] = []
+    if long:
+        check_tools()
+        recordings = long_recordings(DEFAULT_DIR.resolve(), long, 300.0, 0, 2)
     with started_stack(None, purpose="openai route benchmark") as running:
         routes = {"job API": _via_job_api(running), "OpenAI route": _via_openai(running)}
         for one in routes.values():  # warm-up: models loaded, pools and caches filled
@@ -135,6 +212,8 @@ def main(
             order = list(routes.items()) if index % 2 == 0 else list(routes.items())[::-1]
             for name, one in order:
                 results.append(measure(name, one, running, notes, level))
+        if recordings:
+            streaming = measure_streaming(running, recordings)
     table = Table(title=f"{notes} voice notes: OpenAI's route against the job API")
     for column in ("route", "concurrency", "notes/s", "wall s", "p50 s", "p95 s", "WER",
                    "worker passes", "x job API"):  # fmt: skip
@@ -155,8 +234,17 @@ def main(
         f"OpenAI's route at {TARGET}x the job API or better: "
         + ("[green]met" if all(verdicts) else "[red]not met")
     )
+    if streaming:
+        console.print(_streaming_table(streaming))
+        share = max(r["first_delta_share"] for r in streaming)
+        console.print(
+            f"First delta within {FIRST_DELTA_TARGET:.0%} of the plain answer's time: "
+            + ("[green]met" if share <= FIRST_DELTA_TARGET else "[red]not met")
+            + f" (at most {share:.0%})"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"git": git_revision(), "results": results}, indent=2))
+    document = {"git": git_revision(), "results": results, "streaming": streaming}
+    output.write_text(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":

@@ -173,7 +173,9 @@ class UploadSettings(BaseSettings):
         default=16 * 1024, description="Largest accepted `options` form field in bytes."
     )
     spool_dir: Path | None = Field(
-        default=None, description="Where uploads are spooled while checked (default: system temp)."
+        default=None,
+        description="Where uploads are spooled while checked (default: system temp); "
+        "created at start when missing.",
     )
 
 
@@ -232,6 +234,14 @@ class TranscriptionSettings(BaseSettings):
         description="Clips (30 s chunks) decoded together in batched mode. 16 decodes a "
         "5-minute recording in one generation loop: 1.06x faster than faster-whisper's 8 "
         "on a CPU, same transcript (scripts/benchmarks/batches.py).",
+    )
+    whisper_first_batch_size: int = Field(
+        default=1,
+        ge=1,
+        description="Clips in the first batch of a long recording whose job asked for live "
+        "words (`live`), so that they reach the job's stream after that many clips rather "
+        "than with the whole batch. Same transcript; on a CPU it costs such a 5-minute "
+        "recording about 8% (scripts/benchmarks/ramp.py). Other jobs are not affected.",
     )
     whisper_encode_batch_size: int = Field(
         default=8,

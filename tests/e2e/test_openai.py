@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import time
 import uuid
+import wave
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from openai.types.audio import Transcription, TranscriptionVerbose
-from sqlalchemy import select
+from faster_whisper import decode_audio
+from openai.types.audio import (
+    Transcription,
+    TranscriptionTextDeltaEvent,
+    TranscriptionTextDoneEvent,
+    TranscriptionVerbose,
+)
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api.app import create_app as create_ingest_app
@@ -21,10 +29,11 @@ from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import normalise, wait_done
+from tests.services.ingest_api.served import served
 from voxflow.apikeys import issue_key
 from voxflow.audio import probe_file
 from voxflow.db import session_scope
-from voxflow.jobs.models import JobEvent, Transcript
+from voxflow.jobs.models import Job, JobEvent, Transcript, TranscriptSegment
 
 pytestmark = pytest.mark.e2e
 
@@ -179,3 +188,66 @@ def test_forty_concurrent_requests_are_micro_batched(
     assert len(passes) == 40
     assert len(set(passes)) <= 20, f"{len(set(passes))} passes for 40 notes"
     assert modes.count("microbatch") >= 30, modes
+
+
+def _long_recording(path: Path, copies: int) -> str:
+    """The meeting sample `copies` times with a second of silence between: several windows.
+
+    Returns what is said, for WER."""
+    samples = decode_audio(str(SAMPLES / "meeting.ogg"))
+    pause = np.zeros(16_000, dtype=np.float32)
+    audio = np.concatenate([part for _ in range(copies) for part in (samples, pause)])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return " ".join([(SAMPLES / "meeting.txt").read_text()] * copies)
+
+
+def test_a_streamed_transcription_sends_words_while_the_recording_is_transcribed(
+    auth: dict[str, str],
+    workers: dict[str, Worker],
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    recording = tmp_path / "long_meeting.wav"
+    spoken = _long_recording(recording, copies=4)
+    key = auth["Authorization"].removeprefix("Bearer ")
+    settings = IngestSettings(spool_dir=tmp_path / "spool")
+    with served(create_ingest_app(settings)) as address:
+        client = openai.OpenAI(api_key=key, base_url=f"http://{address}/v1", max_retries=0)
+        answer = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=recording, stream=True
+        )
+        job_id = uuid.UUID(answer.headers["X-Voxflow-Job-Id"])
+        deltas: list[str] = []
+        state_at_first_delta = None
+        done = None
+        for event in answer.parse():
+            if isinstance(event, TranscriptionTextDeltaEvent):
+                if not deltas:
+                    with sessions() as session:
+                        state_at_first_delta = session.scalar(
+                            select(Job.status).where(Job.id == job_id)
+                        )
+                deltas.append(event.delta)
+            else:
+                assert isinstance(event, TranscriptionTextDoneEvent)
+                done = event
+    # The first words came while the worker was still transcribing the recording.
+    assert state_at_first_delta == "transcribing"
+    assert len(deltas) >= 4, deltas
+    assert done is not None
+    assert "".join(deltas) == done.text
+    assert float(jiwer.wer(normalise(spoken), normalise(done.text))) < 0.15, done.text
+    with sessions() as session:
+        transcript = session.get(Transcript, job_id)
+        assert transcript is not None
+        assert transcript.text == done.text
+        left = session.scalar(
+            select(func.count()).select_from(TranscriptSegment).where(
+                TranscriptSegment.job_id == job_id
+            )
+        )  # fmt: skip
+    assert left == 0  # the draft went with the transcript's commit

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.shared.job_helpers import WORKER, new_job
+from tests.shared.job_helpers import WORKER, new_job, transcript_for
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.errors import LeaseLostError
@@ -124,3 +124,65 @@ def test_check_raises_after_the_job_is_handed_back(
             beat.check()
     job = read(sessions, job_id)
     assert (job.status, job.lease_owner) == ("queued", None)
+
+
+def segment(position: int) -> dict[str, object]:
+    """A decoded segment as the engine hands it over."""
+    return {"id": position, "start": float(position), "end": position + 0.9,
+            "text": f"Words number {position}."}  # fmt: skip
+
+
+def drafts(sessions: sessionmaker[Session], job_id: uuid.UUID, start: int = 0) -> list[object]:
+    """The segments a live stream would read from `start`, and whether they are final."""
+    with session_scope(sessions) as session:
+        found, final = repository.segments_from(session, job_id, start)
+    return [final, *(item["id"] for item in found)]
+
+
+def test_published_segments_are_stored_in_order_while_the_job_runs(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> None:
+    with heartbeat(sessions, job_id) as beat:
+        beat.publish(0, segment(0))
+        beat.publish(1, segment(1))
+        assert wait_for(lambda: drafts(sessions, job_id) == [False, 0, 1], timeout=2.0)
+        beat.publish(2, segment(2))
+        assert wait_for(lambda: drafts(sessions, job_id) == [False, 0, 1, 2], timeout=2.0)
+        assert drafts(sessions, job_id, start=2) == [False, 2]
+        # The same position published again (a retried attempt) keeps what was sent.
+        beat.publish(1, {**segment(1), "text": "Other words."})
+        time.sleep(0.5)
+        beat.check()
+    with session_scope(sessions) as session:
+        found, _ = repository.segments_from(session, job_id, 1)
+    assert found[0]["text"] == "Words number 1."
+
+
+def test_the_transcript_replaces_the_draft_in_one_commit(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> None:
+    with heartbeat(sessions, job_id) as beat:
+        beat.publish(0, segment(0))
+        assert wait_for(lambda: drafts(sessions, job_id) == [False, 0], timeout=2.0)
+    with session_scope(sessions) as session:
+        service.finish_transcription(session, job_id, WORKER, transcript_for(job_id))
+    assert drafts(sessions, job_id) == [True, 0]
+    assert drafts(sessions, job_id, start=1) == [True]
+    with session_scope(sessions) as session:
+        left = session.execute(
+            text("SELECT count(*) FROM transcript_segments WHERE job_id = :id"), {"id": job_id}
+        ).scalar_one()
+    assert left == 0
+
+
+def test_a_worker_that_lost_the_job_publishes_nothing(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> None:
+    with session_scope(sessions) as session:
+        session.execute(
+            text("UPDATE jobs SET lease_owner = 'worker-b' WHERE id = :id"), {"id": job_id}
+        )
+    with heartbeat(sessions, job_id) as beat:
+        beat.publish(0, segment(0))
+        assert wait_for(lambda: beat.lost, timeout=1.0)
+    assert drafts(sessions, job_id) == [False]

@@ -32,6 +32,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         configure_logging("ingest_api")
         setup_tracing("ingest_api")  # before the engine exists, so that its SQL is traced
         app.state.settings = configured
+        if configured.spool_dir is not None:  # a fresh volume: an upload must not be a 500
+            configured.spool_dir.mkdir(parents=True, exist_ok=True)
         app.state.runtime = Runtime.build(
             configured, configured, make_storage(configured), service="voxflow-ingest-api"
         )

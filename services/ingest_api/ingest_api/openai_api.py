@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +31,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api import service
@@ -37,14 +41,19 @@ from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import FormField, ParsedUpload, parse_upload
 from voxflow import formats
+from voxflow.db import read_only
 from voxflow.jobs import reads, repository
+from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, database_error
-from voxflow.web.runtime import DbSession, get_runtime
+from voxflow.web.runtime import DbSession, Runtime, get_runtime
+
+log = logging.getLogger(__name__)
 
 ALIAS = "whisper-1"  # what most OpenAI clients send: the deployment's default model
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+STREAM_FORMATS = ("json", "text")  # OpenAI streams these; the others are whole documents
 GRANULARITIES = ("segment", "word")
 _STARTED = int(time.time())  # a model's `created`: when this process began serving it
 
@@ -71,7 +80,7 @@ _PARAMS = {
     "invalid_language": "language",
     "invalid_temperature": "temperature",
     "invalid_timestamp_granularities": "timestamp_granularities[]",
-    "streaming_unavailable": "stream",
+    "invalid_stream": "stream",
     "missing_file": "file",
     "file_too_large": "file",
 }
@@ -183,6 +192,7 @@ class Asked(BaseModel):
     response_format: str
     granularities: list[str]
     options: JobOptions
+    stream: bool = False
 
 
 def _text(upload: ParsedUpload, name: str) -> str | None:
@@ -224,10 +234,14 @@ def read_request(upload: ParsedUpload, settings: IngestSettings) -> Asked:
             value = math.nan
         if not 0 <= value <= 1:
             raise ApiError(400, "invalid_temperature", "temperature must be between 0 and 1.")
-    if (_text(upload, "stream") or "false").lower() == "true":
+    stream = (_text(upload, "stream") or "false").lower()
+    if stream not in ("true", "false"):
+        raise ApiError(400, "invalid_stream", "stream must be `true` or `false`.")
+    if stream == "true" and response_format not in STREAM_FORMATS:
         raise ApiError(
-            400, "streaming_unavailable",
-            "Streaming (stream=true) is not available yet; send the request without it.",
+            400, "invalid_response_format",
+            f"With stream=true the answer is a stream of events; response_format "
+            f"{response_format!r} cannot be streamed (use json or text, or no stream).",
         )  # fmt: skip
     language = _text(upload, "language")
     try:
@@ -236,13 +250,17 @@ def read_request(upload: ParsedUpload, settings: IngestSettings) -> Asked:
             language=language.lower() if language else None,
             initial_prompt=_text(upload, "prompt"),
             word_timestamps=True if "word" in granularities else None,
+            live=True if stream == "true" else None,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "request"
         code = "invalid_language" if field == "language" else "invalid_request"
         raise ApiError(400, code, f"{field}: {first['msg']}.") from None
-    return Asked(response_format=response_format, granularities=granularities, options=options)
+    return Asked(
+        response_format=response_format, granularities=granularities, options=options,
+        stream=stream == "true",
+    )  # fmt: skip
 
 
 _TRANSCRIPTION_BODY = {
@@ -274,14 +292,26 @@ _TRANSCRIPTION_BODY = {
                                                        "enum": list(GRANULARITIES)},
                             "description": "With `verbose_json` only.",
                         },
-                        "stream": {"type": "boolean", "enum": [False],
-                                   "description": "Streaming is not available yet."},
+                        "stream": {"type": "boolean", "default": False,
+                                   "description": "Answer Server-Sent Events: a "
+                                   "`transcript.text.delta` per segment as it is decoded, "
+                                   "then `transcript.text.done` (json and text formats)."},
                     },
                 },
                 "encoding": {"file": {"contentType": "audio/*, video/*"}},
             }
         },
     }
+}  # fmt: skip
+
+# One event of a streamed transcription.
+_EVENT = {
+    "type": "object", "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "enum": ["transcript.text.delta", "transcript.text.done",
+                                            "error"]},
+        "delta": {"type": "string"}, "text": {"type": "string"}, "error": {"type": "object"},
+    },
 }  # fmt: skip
 
 # What the transcript comes back as, by `response_format`.
@@ -300,8 +330,9 @@ _TRANSCRIPT_CONTENT: dict[str, dict[str, Any]] = {
     response_class=Response,
     openapi_extra=_TRANSCRIPTION_BODY,
     responses={
-        200: {"description": "The transcript in `response_format`.",
-              "content": _TRANSCRIPT_CONTENT},
+        200: {"description": "The transcript in `response_format`, or with `stream=true` "
+                             "its events (docs/openai.md).",
+              "content": {**_TRANSCRIPT_CONTENT, "text/event-stream": {"schema": _EVENT}}},
         **openai_responses(400, 401, 408, 409, 413, 429, 500, 503, 504),
     },
 )  # fmt: skip
@@ -332,6 +363,12 @@ async def create_transcription(request: Request, tenant: Tenant, session: DbSess
         "X-Voxflow-Job-Id": str(job.id),
         "Location": f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}",
     }
+    if asked.stream:
+        return EventSourceResponse(
+            _deltas(runtime, job.id, tenant, settings.openai_wait_seconds),
+            ping=PING_SECONDS,
+            headers={**headers, "X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
+        )
     status = await _wait(request, job.id, tenant, settings.openai_wait_seconds)
     if status is None:
         return openai_error(
@@ -370,6 +407,97 @@ async def _wait(
 
 
 _ENDED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+POLL_SECONDS = 0.25  # how often a stream looks for new segments
+PING_SECONDS = 15  # a comment line this often keeps proxies from closing an idle stream
+
+
+@dataclass
+class _Seen:
+    """One look at a streamed job: its state, the segments new since the last look."""
+
+    job: Job | None
+    segments: list[dict[str, Any]]
+    final: bool  # the segments are the transcript's: no more will come
+    text: str | None  # the transcript's text, once the job is completed
+
+
+def _look(session: Session, job_id: uuid.UUID, tenant: str, sent: int, final: bool) -> _Seen:
+    job = repository.get_job(session, job_id, tenant)
+    if job is None:
+        return _Seen(None, [], final, None)
+    segments: list[dict[str, Any]] = []
+    if not final:
+        segments, final = repository.segments_from(session, job_id, sent)
+    text = None
+    if job.status == JobStatus.COMPLETED:
+        transcript = repository.get_transcript(session, job_id)
+        text = transcript.text.strip() if transcript is not None else ""
+    return _Seen(job, segments, final, text)
+
+
+def _event(kind: str, **fields: Any) -> dict[str, str]:
+    """An SSE event (sse-starlette's dict form) in OpenAI's shape."""
+    return {"event": kind, "data": json.dumps({"type": kind, **fields})}
+
+
+def _stream_error(status: int, code: str, message: str) -> dict[str, str]:
+    """The event that ends a stream that cannot finish (the SDK raises `APIError`)."""
+    detail = json.loads(bytes(openai_error(status, code, message).body))["error"]
+    return _event("error", error=detail)
+
+
+async def _deltas(
+    runtime: Runtime, job_id: uuid.UUID, tenant: str, seconds: float
+) -> AsyncIterator[dict[str, str]]:
+    """OpenAI's streaming events for a job: a `transcript.text.delta` per segment as the
+    worker publishes it, then `transcript.text.done` with the whole text; or an `error`.
+
+    The deltas, joined, are the text (each after the first starts with a space). Like the
+    waiting request, the stream is bounded by `seconds`, and a client that hangs up leaves
+    the job running; its live stream on the status API resumes from any point.
+    """
+    deadline = time.monotonic() + seconds
+    sent = 0  # segments looked at
+    spoken = False  # a delta has carried words
+    final = False
+    while True:
+        try:
+            async with runtime.reads() as session:
+                read_only(session.sync_session)
+                seen = await session.run_sync(_look, job_id, tenant, sent, final)
+        except DBAPIError:  # the response has begun: keep trying until the deadline
+            log.warning("stream of job %s could not read the database", job_id, exc_info=True)
+            seen = None
+        if seen is not None:
+            if seen.job is None:
+                yield _stream_error(404, "job_not_found", f"Job {job_id} was deleted.")
+                return
+            final = seen.final
+            for segment in seen.segments:
+                sent += 1
+                if words := str(segment.get("text") or "").strip():
+                    yield _event("transcript.text.delta", delta=(" " if spoken else "") + words)
+                    spoken = True
+            status = JobStatus(seen.job.status)
+            if status is JobStatus.COMPLETED:
+                yield _event("transcript.text.done", text=seen.text or "")
+                return
+            if status is JobStatus.CANCELED:
+                yield _stream_error(409, "job_canceled", f"Job {job_id} was canceled.")
+                return
+            if status is JobStatus.FAILED:
+                code = seen.job.error_code or "transcription_failed"
+                message = seen.job.error_message or "The transcription failed."
+                yield _stream_error(400 if code in _AUDIO_FAILURES else 500, code, message)
+                return
+        if time.monotonic() >= deadline:
+            yield _stream_error(
+                504, "transcription_pending",
+                f"The transcription is still running after {seconds:g} s. Job {job_id} "
+                f"continues: its state is at GET /v1/jobs/{job_id} on the status API.",
+            )  # fmt: skip
+            return
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def _failure(

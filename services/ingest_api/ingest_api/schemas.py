@@ -39,6 +39,11 @@ class JobOptions(BaseModel):
     vad_filter: bool | None = Field(
         default=None, description="Skip non-speech before decoding (sequential mode)."
     )
+    live: bool | None = Field(
+        default=None,
+        description="Someone watches the words as they come (the job's live stream): a long "
+        "recording's first words are published sooner, at a small cost in throughput.",
+    )
     initial_prompt: str | None = Field(
         default=None, max_length=1000, description="Context or vocabulary for the decoder."
     )

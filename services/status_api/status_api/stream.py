@@ -8,8 +8,10 @@ each sequence right after it: nothing is lost and nothing repeats. Progress is a
 not a sequence: it is sent when it changes, without an id. The stream ends with an `end`
 event once the job is finished and every sequence has been sent.
 
-The store is the source of truth, read again every `POLL_SECONDS`; a listener that joins
-late or reconnects catches up from it.
+Segments come as the worker decodes them: it publishes them to `transcript_segments` (a
+draft, with its lease renewals) until the transcript, whose segments have the same positions,
+replaces them. The store is the source of truth, read again every `POLL_SECONDS`; a listener
+that joins late or reconnects catches up from it.
 """
 
 from __future__ import annotations
@@ -72,19 +74,21 @@ class _Snapshot:
     segments: list[dict[str, Any]]
     notes: list[tuple[int, dict[str, Any]]]
     event_ids: list[int]
+    transcript: bool = False  # the segments are the transcript's: no more will come
 
 
-def _read(session: Session, job_id: uuid.UUID, tenant: str, cursor: Cursor) -> _Snapshot:
+def _read(
+    session: Session, job_id: uuid.UUID, tenant: str, cursor: Cursor, segments_done: bool
+) -> _Snapshot:
     job = repository.get_job(session, job_id, tenant)
     if job is None:
         return _Snapshot(None, [], [], [], [])
     events = repository.list_events(session, job_id, after=cursor.event)
     segments: list[dict[str, Any]] = []
-    status = JobStatus(job.status)
-    if status not in (JobStatus.QUEUED, JobStatus.TRANSCRIBING):  # written with `transcribed`
-        transcript = repository.get_transcript(session, job_id)
-        if transcript is not None:
-            segments = transcript.segments[cursor.segments :]
+    final = segments_done
+    if not segments_done:
+        # While the job is transcribed, the segments the worker has published so far.
+        segments, final = repository.segments_from(session, job_id, cursor.segments)
     notes = repository.list_llm_results(session, job_id, after=cursor.note)
     return _Snapshot(
         job=job,
@@ -101,6 +105,7 @@ def _read(session: Session, job_id: uuid.UUID, tenant: str, cursor: Cursor) -> _
         event_ids=[e.id for e in events],
         segments=segments,
         notes=[(n.id, result_view(n).model_dump(mode="json")) for n in notes],
+        transcript=final,
     )
 
 
@@ -112,12 +117,12 @@ def _segment(segment: dict[str, Any]) -> dict[str, Any]:
 
 
 async def read_snapshot(
-    runtime: Runtime, job_id: uuid.UUID, tenant: str, cursor: Cursor
+    runtime: Runtime, job_id: uuid.UUID, tenant: str, cursor: Cursor, segments_done: bool
 ) -> _Snapshot:
-    """One look at the store, in a read-only session of its own."""
+    """One look at the store, in a read-only session of its own (segments unless done)."""
     async with runtime.reads() as session:
         read_only(session.sync_session)
-        return await session.run_sync(_read, job_id, tenant, cursor)
+        return await session.run_sync(_read, job_id, tenant, cursor, segments_done)
 
 
 async def job_events(
@@ -125,8 +130,10 @@ async def job_events(
 ) -> AsyncIterator[dict[str, str]]:
     """The stream's events (sse-starlette's dict form), from `cursor` to the job's end."""
     progress: tuple[str, int] | None = None
+    segments_done = False  # the transcript's segments are all sent
     while True:
-        seen = await read_snapshot(runtime, job_id, tenant, cursor)
+        seen = await read_snapshot(runtime, job_id, tenant, cursor, segments_done)
+        segments_done = seen.transcript
         if seen.job is None:  # deleted meanwhile
             yield {"event": "end", "data": json.dumps({"status": "deleted"})}
             return

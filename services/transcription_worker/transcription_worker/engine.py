@@ -54,6 +54,7 @@ def resolve_model(name: str) -> str:
 class _Loaded:
     model: Any
     batched: Any  # faster-whisper's own pipeline: every chunk padded to a 30 s window
+    live: Any  # the same with a small first batch, for jobs whose words are watched
     short: Any  # the pipeline for audio within one window (trimmed windows when enabled)
     last_used: float
 
@@ -84,6 +85,7 @@ class WhisperEngine:
         from faster_whisper import BatchedInferencePipeline
 
         from transcription_worker.encoder import SplitEncoderWhisperModel
+        from transcription_worker.pipeline import RampedBatchedPipeline
 
         device, compute = self.device()
         started = time.perf_counter()
@@ -100,6 +102,7 @@ class WhisperEngine:
         log.info("loaded model %s on %s/%s in %.2fs", name, device, compute,
                  self.load_seconds[name])  # fmt: skip
         batched = BatchedInferencePipeline(model)
+        live = RampedBatchedPipeline(model, first_batch=self.settings.whisper_first_batch_size)
         short = batched
         if self.settings.whisper_trim_windows:
             from transcription_worker.pipeline import TrimmedBatchedPipeline
@@ -109,7 +112,7 @@ class WhisperEngine:
                 min_seconds=self.settings.whisper_min_window_seconds,
                 margin_seconds=self.settings.whisper_window_margin_seconds,
             )
-        return _Loaded(model, batched, short, time.monotonic())
+        return _Loaded(model, batched, live, short, time.monotonic())
 
     def _get(self, name: str) -> _Loaded:
         if name not in self.models.models_allowed():
@@ -149,8 +152,13 @@ class WhisperEngine:
         model_name: str,
         options: DecodeOptions,
         on_segment: Callable[[float], None],
+        on_decoded: Callable[[dict[str, Any]], None] | None = None,
     ) -> TranscriptionResult:
-        """Transcribe a file (or 16 kHz float32 samples); `on_segment` gets the fraction done."""
+        """Transcribe a file (or 16 kHz float32 samples).
+
+        `on_segment` gets the fraction done after each segment, and `on_decoded` (when
+        given) the segment itself, as it will be stored.
+        """
         loaded = self._get(model_name)
         started = time.perf_counter()
         source = str(audio) if isinstance(audio, Path) else audio
@@ -166,7 +174,7 @@ class WhisperEngine:
                 # recording is decoded whole, saving the VAD pass.
                 kwargs["vad_filter"] = False
         elif options.mode == "batched":
-            runner = loaded.batched
+            runner = loaded.live if options.live else loaded.batched
         segments_iter, info = runner.transcribe(source, **kwargs)
         drop_mapped_pages(source)
         duration = float(info.duration) or 1.0
@@ -174,6 +182,8 @@ class WhisperEngine:
         # The generator decodes lazily: the work happens in this loop, segment by segment.
         for segment in segments_iter:
             segments.append(segment_dict(len(segments), segment))
+            if on_decoded is not None:
+                on_decoded(segments[-1])
             on_segment(min(1.0, float(segment.end) / duration))
         return TranscriptionResult(
             language=info.language,
@@ -193,11 +203,13 @@ class WhisperEngine:
         model_name: str,
         options: DecodeOptions,
         on_segment: Callable[[int, float], None] | None = None,
+        on_decoded: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> list[TranscriptionResult]:
         """Transcribe several short recordings (16 kHz float32 arrays) in one batched pass.
 
         `on_segment(index, fraction)` hears of each segment as it is decoded: which
-        recording it belongs to and how far into that recording it ends.
+        recording it belongs to and how far into that recording it ends;
+        `on_decoded(index, segment)` gets the segment itself, as it will be stored.
         """
         from transcription_worker.microbatch import assign, concatenate, shift
 
@@ -215,8 +227,10 @@ class WhisperEngine:
             if not any(ch.isalnum() for ch in item["text"]):
                 continue  # without VAD a silent clip can decode to bare punctuation
             index = assign(item["start"], spans)
-            moved = shift(item, spans[index])
+            moved = {**shift(item, spans[index]), "id": len(per_job[index])}
             per_job[index].append(moved)
+            if on_decoded is not None:
+                on_decoded(index, moved)
             if on_segment is not None:
                 on_segment(index, moved["end"] / (spans[index].duration or 1.0))
         elapsed = time.perf_counter() - started
@@ -227,7 +241,7 @@ class WhisperEngine:
                 language_probability=float(info.language_probability),
                 duration_seconds=span.duration,
                 text=" ".join(s["text"] for s in segments if s["text"]).strip(),
-                segments=[{**s, "id": i} for i, s in enumerate(segments)],
+                segments=segments,
                 model=model_name,
                 mode="microbatch",
                 processing_seconds=elapsed * span.duration / total,

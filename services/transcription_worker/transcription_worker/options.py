@@ -24,6 +24,7 @@ class DecodeOptions:
     initial_prompt: str | None
     hotwords: str | None
     temperatures: tuple[float, ...]
+    live: bool = False  # someone watches the words: a long recording's first batch is small
 
     @classmethod
     def resolve(
@@ -51,6 +52,7 @@ class DecodeOptions:
             initial_prompt=job.get("initial_prompt") or settings.whisper_initial_prompt,
             hotwords=job.get("hotwords") or settings.whisper_hotwords,
             temperatures=tuple(settings.whisper_temperatures),
+            live=bool(job.get("live")),
         )
 
     def transcribe_kwargs(self) -> dict[str, Any]:

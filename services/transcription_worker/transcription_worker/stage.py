@@ -99,8 +99,9 @@ def _run_single(
     try:
         with _decoded(runtime, job) as audio:
             result = engine.transcribe(
-                audio, model_name=model_name, options=options, on_segment=on_segment
-            )
+                audio, model_name=model_name, options=options, on_segment=on_segment,
+                on_decoded=lambda segment: heartbeat.publish(segment["id"], segment),
+            )  # fmt: skip
     except ModelNotAllowedError as exc:
         raise PermanentJobError(str(exc), "model_not_allowed") from exc
     heartbeat.check()
@@ -156,10 +157,13 @@ def _run_batch(
                     "transcription_timeout",
                 )
 
+        def on_decoded(index: int, segment: dict[str, Any]) -> None:
+            beats[ready[index].id].publish(segment["id"], segment)
+
         try:
             results = engine.transcribe_batch(
                 [audio[job.id] for job in ready], model_name=model_name, options=options,
-                on_segment=on_segment,
+                on_segment=on_segment, on_decoded=on_decoded,
             )  # fmt: skip
         except Exception as exc:
             for mate in ready:

@@ -124,9 +124,11 @@ def sweeper() -> None:
 
 
 def _options(
-    tasks: list[str] | None, language: str | None, instruction: str | None
+    tasks: list[str] | None, language: str | None, instruction: str | None, live: bool = False
 ) -> dict[str, Any]:
     options: dict[str, Any] = {"tasks": tasks or []}
+    if live:  # someone watches: the worker publishes a long recording's first words sooner
+        options["live"] = True
     if language:
         options["language"] = language
     if instruction:
@@ -190,7 +192,9 @@ def submit(
     """Upload a recording; with --wait, show progress and print transcript and notes."""
     client = VoxflowClient(ingest_url, status_url, api_key)
     try:
-        accepted = client.submit(file, _options(task, language, instruction), webhook_url)
+        accepted = client.submit(
+            file, _options(task, language, instruction, live=wait), webhook_url
+        )
         console.print(f"job [bold]{accepted['id']}[/] queued ({accepted['duration_seconds']:.1f}s)")
         if wait:
             _print_outcome(client, _follow(client, str(accepted["id"])))
@@ -238,7 +242,9 @@ def demo(
             f"{data_dir / 'logs'}); uploading {sample}"
         )
         uploaded = time.perf_counter()
-        accepted = client.submit(sample, {"tasks": ["summary", "diary", "action_items"]})
+        accepted = client.submit(
+            sample, {"tasks": ["summary", "diary", "action_items"], "live": True}
+        )
         job = _follow(client, str(accepted["id"]))
         upload_to_done = time.perf_counter() - uploaded
         _print_outcome(client, job)

@@ -137,6 +137,24 @@ class Transcript(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class TranscriptSegment(Base):
+    """A segment published while its job is still being transcribed.
+
+    The worker holding the job's lease appends them as they are decoded (with its lease
+    renewal, so a worker that lost the job writes nothing), and the live streams read them:
+    a listener that connects late, or reconnects, misses nothing. They are a draft: the
+    transcript replaces them, and they are deleted in the transaction that stores it.
+    """
+
+    __tablename__ = "transcript_segments"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    segment: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+
 class LlmResult(Base):
     """The output of one LLM task for a job (at most one per task kind)."""
 

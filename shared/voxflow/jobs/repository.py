@@ -8,7 +8,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -19,6 +29,7 @@ from voxflow.jobs.models import (
     LlmCall,
     LlmResult,
     Transcript,
+    TranscriptSegment,
 )
 from voxflow.jobs.states import TERMINAL, JobStatus
 
@@ -222,6 +233,54 @@ def add_transcript(session: Session, transcript: Transcript) -> bool:
 def get_transcript(session: Session, job_id: uuid.UUID) -> Transcript | None:
     """Load a job's transcript."""
     return session.get(Transcript, job_id)
+
+
+def add_draft_segments(
+    session: Session, job_id: uuid.UUID, segments: Sequence[tuple[int, dict[str, Any]]]
+) -> None:
+    """Append segments decoded so far (by position); one already stored is kept as it is."""
+    if not segments:
+        return
+    rows = [{"job_id": job_id, "position": p, "segment": s} for p, s in segments]
+    session.execute(insert(TranscriptSegment).values(rows).on_conflict_do_nothing())
+
+
+def delete_draft_segments(session: Session, job_id: uuid.UUID) -> None:
+    """Drop the draft once the transcript holds the segments."""
+    session.execute(delete(TranscriptSegment).where(TranscriptSegment.job_id == job_id))
+
+
+_TRANSCRIPT_SLICE = select(
+    func.jsonb_path_query_array(
+        Transcript.segments,
+        literal_column("'$[$n to last]'::jsonpath"),
+        func.jsonb_build_object("n", bindparam("start", type_=Integer)),
+    )
+).where(Transcript.job_id == bindparam("job_id"))
+_DRAFT = (
+    select(TranscriptSegment.segment)
+    .where(
+        TranscriptSegment.job_id == bindparam("job_id"),
+        TranscriptSegment.position >= bindparam("start"),
+    )
+    .order_by(TranscriptSegment.position)
+)
+
+
+def segments_from(
+    session: Session, job_id: uuid.UUID, start: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """A job's segments from position `start` on, and whether they are the final ones.
+
+    The transcript's once it is stored (final), else the draft published so far by the
+    worker transcribing the job. The transcript and the draft's deletion commit together,
+    so a reader sees one or the other, never neither.
+    """
+    params = {"job_id": job_id, "start": start}
+    final = session.execute(_TRANSCRIPT_SLICE, params).scalar_one_or_none()
+    if final is not None:
+        return list(final), True
+    return list(session.scalars(_DRAFT, params)), False
 
 
 def add_llm_result(session: Session, result: LlmResult) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -149,10 +150,15 @@ def heartbeat(
     owner: str,
     lease: timedelta,
     progress: int | None = None,
+    segments: Sequence[tuple[int, dict[str, Any]]] = (),
 ) -> None:
-    """Renew the lease (and record progress); raise LeaseLostError if it is gone."""
+    """Renew the lease (and record progress and publish decoded segments, by position).
+
+    Raise LeaseLostError if the lease is gone: a worker that lost the job writes nothing.
+    """
     if not repository.renew_lease(session, job_id, running, owner, lease, progress):
         raise LeaseLostError(f"worker {owner} no longer holds job {job_id}")
+    repository.add_draft_segments(session, job_id, segments)
 
 
 _RELEASE_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
@@ -174,6 +180,7 @@ def finish_transcription(
     if job is None:
         raise LeaseLostError(f"worker {owner} no longer holds job {job_id}")
     repository.add_transcript(session, transcript)
+    repository.delete_draft_segments(session, job_id)
     if job.options.get("tasks"):
         enqueue_after_commit(session, job_id, JobStatus.TRANSCRIBED)
         return job

@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import timedelta
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,9 +23,10 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Renews a lease from a thread, so slow steps (model load, long segments) keep it.
 
-    The task thread only sets `progress`; the heartbeat thread writes it at most every
-    `progress_interval` seconds and otherwise renews the lease every `interval` seconds.
-    When the lease is lost, `check()` raises in the task thread at its next call.
+    The task thread only sets `progress` and `publish`es decoded segments; the heartbeat
+    thread writes them at most every `progress_interval` seconds, in the transaction that
+    renews the lease, and otherwise renews the lease every `interval` seconds. When the
+    lease is lost, `check()` raises in the task thread at its next call.
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class Heartbeat:
         self.progress: int | None = None
         self.lost = False
         self._written: int | None = None
+        self._segments: list[tuple[int, dict[str, Any]]] = []  # published, not yet written
+        self._segments_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -69,18 +73,31 @@ class Heartbeat:
         if self.lost:
             raise LeaseLostError(f"lease on job {self.job_id} was lost")
 
+    def publish(self, position: int, segment: dict[str, Any]) -> None:
+        """Queue a decoded segment for the job's live streams (written at the next beat)."""
+        with self._segments_lock:
+            self._segments.append((position, segment))
+
     def _beat(self) -> None:
         progress = self.progress if self.progress != self._written else None
+        with self._segments_lock:
+            segments = list(self._segments)
         with session_scope(self.sessions) as session:
-            service.heartbeat(session, self.job_id, self.running, self.owner, self.lease, progress)
+            service.heartbeat(session, self.job_id, self.running, self.owner, self.lease,
+                              progress, segments)  # fmt: skip
         if progress is not None:
             self._written = progress
+        with self._segments_lock:
+            del self._segments[: len(segments)]
+
+    def _pending(self) -> bool:
+        return self.progress != self._written or bool(self._segments)
 
     def _run(self) -> None:
         last_beat = time.monotonic()
         while not self._stop.wait(min(self.progress_interval, self.interval)):
             due = time.monotonic() - last_beat >= self.interval
-            if not due and self.progress == self._written:
+            if not due and not self._pending():
                 continue
             try:
                 self._beat()

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from openai.types.audio import TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +28,7 @@ from tests.conftest import SAMPLES
 from tests.services.ingest_api.served import served
 from voxflow.db import session_scope
 from voxflow.jobs import service
-from voxflow.jobs.models import Job
+from voxflow.jobs.models import Job, Transcript
 from voxflow.jobs.states import JobStatus
 
 VOICE_NOTE = SAMPLES / "voice_note.ogg"
@@ -94,8 +95,19 @@ def test_a_bad_key_is_the_sdks_authentication_error(ingest: TestClient) -> None:
         ),
         ({"model": "whisper-1", "temperature": 1.5}, "invalid_temperature"),
         ({"model": "whisper-1", "language": "english"}, "invalid_language"),
+        (
+            {"model": "whisper-1", "stream": True, "response_format": "srt"},
+            "invalid_response_format",
+        ),
     ],
-    ids=["unknown model", "format", "granularity without verbose_json", "temperature", "language"],
+    ids=[
+        "unknown model",
+        "format",
+        "granularity without verbose_json",
+        "temperature",
+        "language",
+        "streamed srt",
+    ],
 )
 def test_bad_options_are_the_sdks_bad_request_and_make_no_job(
     ingest: TestClient,
@@ -241,3 +253,98 @@ def test_a_canceled_job_is_a_conflict(
     with pytest.raises(openai.ConflictError) as refused:
         _answer_while(patient, key, sessions, cancel)
     assert refused.value.code == "job_canceled"
+
+
+def _segment(position: int) -> dict[str, Any]:
+    return {"id": position, "start": 2.0 * position, "end": 2.0 * position + 1.5,
+            "text": f"Part {position} of the note."}  # fmt: skip
+
+
+def _claimed(sessions: sessionmaker[Session], job_id: str) -> uuid.UUID:
+    """Claim the request's job as a transcription worker would."""
+    with session_scope(sessions) as session:
+        claimed = service.claim(session, uuid.UUID(job_id), JobStatus.QUEUED, "w",
+                                timedelta(minutes=1))  # fmt: skip
+        assert claimed is not None
+        assert claimed.options["live"] is True  # the worker publishes the first words early
+        return claimed.id
+
+
+def test_a_streamed_transcription_sends_each_segment_as_the_worker_publishes_it(
+    live: str, key: str, sessions: sessionmaker[Session]
+) -> None:
+    client = openai.OpenAI(api_key=key, base_url=f"{live}/v1", max_retries=0, timeout=20.0)
+    answer = client.audio.transcriptions.with_raw_response.create(
+        model="whisper-1", file=VOICE_NOTE, stream=True
+    )
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    job_id = _claimed(sessions, answer.headers["X-Voxflow-Job-Id"])
+    events = iter(answer.parse())
+
+    # Each segment the worker publishes (with its lease renewal) is a delta, at once.
+    with session_scope(sessions) as session:
+        service.heartbeat(session, job_id, JobStatus.TRANSCRIBING, "w", timedelta(minutes=1),
+                          segments=[(0, _segment(0))])  # fmt: skip
+    first = next(events)
+    assert isinstance(first, TranscriptionTextDeltaEvent)
+    assert first.delta == "Part 0 of the note."
+    with session_scope(sessions) as session:
+        service.heartbeat(session, job_id, JobStatus.TRANSCRIBING, "w", timedelta(minutes=1),
+                          segments=[(1, _segment(1))])  # fmt: skip
+    assert next(events) == TranscriptionTextDeltaEvent(
+        type="transcript.text.delta", delta=" Part 1 of the note."
+    )
+    # The transcript replaces the draft: what it adds comes next, then the whole text.
+    segments = [_segment(i) for i in range(3)]
+    text = " ".join(s["text"] for s in segments)
+    with session_scope(sessions) as session:
+        service.finish_transcription(session, job_id, "w", Transcript(
+            job_id=job_id, language="en", duration_seconds=6.0, text=text, segments=segments,
+            model="tiny.en", processing_seconds=0.1,
+        ))  # fmt: skip
+    rest = list(events)
+    assert [type(event) for event in rest] == [
+        TranscriptionTextDeltaEvent, TranscriptionTextDoneEvent
+    ]  # fmt: skip
+    assert rest[0].delta == " Part 2 of the note."  # type: ignore[union-attr]
+    done = rest[1]
+    assert isinstance(done, TranscriptionTextDoneEvent)
+    assert done.text == text == first.delta + " Part 1 of the note." + rest[0].delta  # type: ignore[union-attr]
+
+
+def test_a_streamed_transcription_whose_job_fails_ends_with_the_error(
+    live: str, key: str, sessions: sessionmaker[Session]
+) -> None:
+    client = openai.OpenAI(api_key=key, base_url=f"{live}/v1", max_retries=0, timeout=20.0)
+    answer = client.audio.transcriptions.with_raw_response.create(
+        model="whisper-1", file=VOICE_NOTE, stream=True
+    )
+    job_id = _claimed(sessions, answer.headers["X-Voxflow-Job-Id"])
+    with session_scope(sessions) as session:
+        service.fail(session, job_id, JobStatus.TRANSCRIBING, "corrupt_audio",
+                     "The audio is damaged.", actor="w")  # fmt: skip
+    with pytest.raises(openai.APIError) as failed:
+        list(answer.parse())
+    assert failed.value.code == "corrupt_audio"
+    assert failed.value.message == "The audio is damaged."
+    assert failed.value.type == "invalid_request_error"
+
+
+def test_a_stream_that_runs_out_of_time_names_the_job(
+    spool: Path, key: str, sessions: sessionmaker[Session]
+) -> None:
+    settings = IngestSettings(spool_dir=spool, uploads_per_minute=None, openai_wait_seconds=0.5)
+    with served(create_app(settings)) as address:
+        client = openai.OpenAI(api_key=key, base_url=f"http://{address}/v1", max_retries=0)
+        answer = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=VOICE_NOTE, stream=True
+        )
+        with pytest.raises(openai.APIError) as pending:
+            list(answer.parse())
+    job_id = answer.headers["X-Voxflow-Job-Id"]
+    assert pending.value.code == "transcription_pending"
+    assert job_id in pending.value.message
+    with sessions() as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        assert job is not None
+        assert job.status == "queued"

@@ -71,6 +71,16 @@ class JobMaker:
     def transcribe(self, job_id: uuid.UUID) -> None:
         """Claim a queued job and store its transcript."""
         self.claim(job_id)
+        self.finish_transcription(job_id)
+
+    def publish(self, job_id: uuid.UUID, position: int) -> None:
+        """Publish one of SEGMENTS while transcribing, as the worker's heartbeat does."""
+        with session_scope(self.sessions) as session:
+            service.heartbeat(session, job_id, JobStatus.TRANSCRIBING, WORKER, LEASE,
+                              segments=[(position, SEGMENTS[position])])  # fmt: skip
+
+    def finish_transcription(self, job_id: uuid.UUID) -> None:
+        """Store the transcript of a job this worker transcribes."""
         transcript = Transcript(
             job_id=job_id,
             language="en",

@@ -84,6 +84,30 @@ def test_a_client_watching_mid_job_sees_everything_in_order_and_the_end(
     assert events[-1].id == ids[-1]  # the end repeats it: a reconnect after it gets the end
 
 
+def test_segments_come_as_the_worker_publishes_them_and_resume_across_the_transcript(
+    client: TestClient, jobs: JobMaker, auth: dict[str, str]
+) -> None:
+    [job_id] = jobs.queued()
+    jobs.claim(job_id)
+    jobs.publish(job_id, 0)
+    with ThreadPoolExecutor(1) as pool:
+        streaming = pool.submit(watch, client, auth, job_id)
+        time.sleep(0.6)
+        jobs.publish(job_id, 1)
+        time.sleep(0.6)
+        assert not streaming.done(), "the stream ended before the job"
+        jobs.finish_transcription(job_id)  # the transcript, with a third segment
+        events = parse(streaming.result(timeout=30).text)
+    names = [e.name for e in events if e.name != "progress"]
+    assert names == ["state", "state", "segment", "segment", "state", "state", "segment", "end"]
+    assert [e.data["text"] for e in events if e.name == "segment"] == [s["text"] for s in SEGMENTS]
+    # A client that lost the line after the first (draft) segment gets the rest, once.
+    first = next(e for e in events if e.name == "segment")
+    rest = parse(watch(client, auth, job_id, **{"Last-Event-ID": str(first.id)}).text)
+    resumed = [e.data["text"] for e in rest if e.name == "segment"]
+    assert resumed == [s["text"] for s in SEGMENTS[1:]]
+
+
 def test_reconnecting_with_last_event_id_resumes_without_gap_or_repeat(
     client: TestClient, jobs: JobMaker, auth: dict[str, str]
 ) -> None:

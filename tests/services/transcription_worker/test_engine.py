@@ -212,6 +212,64 @@ def test_micro_batch_gives_each_recording_its_own_transcript(
             assert 0 <= segment["start"] <= segment["end"] <= result.duration_seconds
 
 
+def test_the_engine_hands_over_each_segment_as_it_will_be_stored(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings
+) -> None:
+    decoded: list[dict[str, Any]] = []
+    result = engine.transcribe(MEETING, model_name="tiny.en", options=options(settings),
+                               on_segment=lambda _: None, on_decoded=decoded.append)  # fmt: skip
+    assert decoded == result.segments
+    assert [s["id"] for s in decoded] == list(range(len(decoded)))
+
+    note = decode_audio(str(VOICE_NOTE))
+    parts = [note, decode_audio(str(MEETING))[: 16000 * 28], note]
+    heard: list[tuple[int, dict[str, Any]]] = []
+    results = engine.transcribe_batch(parts, model_name="tiny.en", options=options(settings),
+                                      on_decoded=lambda i, s: heard.append((i, s)))  # fmt: skip
+    for index, one in enumerate(results):
+        assert [s for i, s in heard if i == index] == one.segments
+        assert [s["id"] for s in one.segments] == list(range(len(one.segments)))
+
+
+def test_a_live_job_hears_its_first_words_after_one_clip_with_the_same_transcript(
+    engine: WhisperEngine, settings: TranscriptionWorkerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `live`, a long recording's first clip is decoded alone and its words handed over
+    before the other clips are decoded; the transcript is the same as without."""
+    from faster_whisper import BatchedInferencePipeline
+
+    pause = np.zeros(16000, dtype=np.float32)
+    meeting = decode_audio(str(MEETING))
+    long = np.concatenate([meeting, pause, meeting, pause, meeting, pause, meeting])
+    timeline: list[str] = []
+    forward = BatchedInferencePipeline.forward
+
+    def recorded(self: Any, features: Any, *args: Any) -> Any:
+        timeline.append(f"decode {len(features)}")
+        return forward(self, features, *args)
+
+    monkeypatch.setattr(BatchedInferencePipeline, "forward", recorded)
+
+    def run(live: bool) -> tuple[list[str], Any]:
+        timeline.clear()
+        result = engine.transcribe(
+            long, model_name="tiny.en", options=options(settings, mode="batched", live=live),
+            on_segment=lambda _: None, on_decoded=lambda s: timeline.append("words"),
+        )  # fmt: skip
+        return list(timeline), result
+
+    plain_timeline, plain = run(live=False)
+    live_timeline, live = run(live=True)
+    clips = int(plain_timeline[0].split()[1])
+    assert clips >= 4, plain_timeline  # a recording of several windows, one batch
+    assert plain_timeline[0] == f"decode {clips}"
+    assert plain_timeline[1] == "words"
+    assert live_timeline[:3] == ["decode 1", "words", f"decode {clips - 1}"], live_timeline
+    assert live.text == plain.text
+    assert live.segments == plain.segments
+    assert wer(" ".join([(SAMPLES / "meeting.txt").read_text()] * 4), live.text) < 0.15
+
+
 def test_engine_reports_its_device(engine: WhisperEngine) -> None:
     assert engine.device() == ("cpu", "int8")
     assert Path(resolve_model("tiny.en")).is_dir()
