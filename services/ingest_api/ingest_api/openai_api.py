@@ -39,7 +39,7 @@ from ingest_api import service
 from ingest_api.limits import UploadLimits
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
-from ingest_api.upload import FormField, ParsedUpload, parse_upload
+from ingest_api.upload import MAX_REPEATS, FormField, ParsedUpload, parse_upload
 from voxflow import formats
 from voxflow.db import read_only
 from voxflow.jobs import reads, repository
@@ -288,8 +288,8 @@ _TRANSCRIPTION_BODY = {
                                         "description": "Accepted for compatibility; Voxflow "
                                         "decodes with its own temperature fallback."},
                         "timestamp_granularities[]": {
-                            "type": "array", "items": {"type": "string",
-                                                       "enum": list(GRANULARITIES)},
+                            "type": "array", "maxItems": MAX_REPEATS,
+                            "items": {"type": "string", "enum": list(GRANULARITIES)},
                             "description": "With `verbose_json` only.",
                         },
                         "stream": {"type": "boolean", "default": False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -53,6 +54,7 @@ class Heartbeat:
         self._segments: list[tuple[int, dict[str, Any]]] = []  # published, not yet written
         self._segments_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by publish() and on exit
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
@@ -66,6 +68,7 @@ class Heartbeat:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join()
 
     def check(self) -> None:
@@ -74,9 +77,14 @@ class Heartbeat:
             raise LeaseLostError(f"lease on job {self.job_id} was lost")
 
     def publish(self, position: int, segment: dict[str, Any]) -> None:
-        """Queue a decoded segment for the job's live streams (written at the next beat)."""
+        """Queue a decoded segment for the job's live streams.
+
+        It is written at once when nothing was written in the last `progress_interval`
+        (the first words reach a listener without waiting a tick), else at the next beat.
+        """
         with self._segments_lock:
             self._segments.append((position, segment))
+        self._wake.set()
 
     def _beat(self) -> None:
         progress = self.progress if self.progress != self._written else None
@@ -94,14 +102,25 @@ class Heartbeat:
         return self.progress != self._written or bool(self._segments)
 
     def _run(self) -> None:
-        last_beat = time.monotonic()
-        while not self._stop.wait(min(self.progress_interval, self.interval)):
-            due = time.monotonic() - last_beat >= self.interval
-            if not due and not self._pending():
+        last_beat = time.monotonic()  # the claim has just set the lease
+        last_write = -math.inf  # of progress or segments
+        pause = min(self.progress_interval, self.interval)
+        while True:
+            self._wake.wait(pause)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            due = now - last_beat >= self.interval
+            wait_more = self.progress_interval - (now - last_write)
+            pause = min(self.progress_interval, self.interval)
+            if not due and (not self._pending() or wait_more > 0):
+                if self._pending():
+                    pause = wait_more  # written as soon as the interval allows
                 continue
             try:
                 self._beat()
-                last_beat = time.monotonic()
+                last_beat = last_write = time.monotonic()
             except LeaseLostError:
                 self.lost = True
                 return
