@@ -134,7 +134,8 @@ def _sdk(running: RunningStack) -> openai.OpenAI:
 def _streamed(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
     """One `stream=true` request: seconds to the first delta and to `done`, and the text."""
     began = time.perf_counter()
-    first = None
+    first = done = None
+    text = ""
     with recording.path.open("rb") as audio:
         for event in client.audio.transcriptions.create(model="whisper-1", file=audio,
                                                         stream=True):  # fmt: skip
@@ -142,6 +143,8 @@ def _streamed(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
                 first = time.perf_counter() - began
             elif event.type == "transcript.text.done":
                 done, text = time.perf_counter() - began, event.text
+    if first is None or done is None:
+        raise RuntimeError(f"{recording.name}: the stream ended without a delta or without done")
     return {"first_delta_seconds": first, "done_seconds": done, "text": text}
 
 

@@ -21,6 +21,13 @@ one line.
 ``verbose_json`` has the shape of OpenAI's ``response_format="verbose_json"``:
 language by English name, the standard segment fields, and a top-level ``words``
 list only when the transcript has word timestamps.
+
+A diarized transcript's segments (and words) carry a ``speaker`` label (``A``, ``B``, ...),
+and ``speakers`` lists them (``label``, ``name`` once renamed, ``talk_seconds``). A speaker
+is shown by its name when it has one, else by its label: ``txt`` as ``A: ...`` turns
+(consecutive segments of one speaker form one turn), SRT with ``A: `` before each cue,
+WebVTT with a voice tag (``<v A>``), ``json`` and ``verbose_json`` with ``speaker`` on each
+segment (``json`` also on each word, and its ``speakers`` list).
 """
 
 from __future__ import annotations
@@ -59,38 +66,102 @@ def render(
     language_probability: float | None = None,
     max_line_chars: int = DEFAULT_MAX_LINE_CHARS,
     max_lines: int = DEFAULT_MAX_LINES,
+    speakers: list[dict[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """Return ``(body, media_type)`` for ``fmt``, one of :data:`FORMATS`.
 
-    ``max_line_chars`` and ``max_lines`` shape SRT and WebVTT cues only.  Raises
+    ``max_line_chars`` and ``max_lines`` shape SRT and WebVTT cues only (a speaker's
+    ``A: `` prefix comes on top).  ``speakers`` is a diarized transcript's list.  Raises
     ``ValueError`` for an unknown format or a limit below 1.
     """
     if fmt not in _MEDIA_TYPES:
         raise ValueError(f"Unknown transcript format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if max_line_chars < 1 or max_lines < 1:
         raise ValueError("max_line_chars and max_lines must be at least 1")
+    shown = _display_names(speakers)
     cleaned = _clean_segments(segments)
     if fmt == "txt":
-        body = _full_text(text, cleaned) + "\n"
+        turns = _turns(cleaned, shown)
+        body = ("\n\n".join(turns) if turns else _full_text(text, cleaned)) + "\n"
     elif fmt in {"srt", "vtt"}:
-        cues = [cue for seg in cleaned for cue in _segment_cues(seg, max_line_chars, max_lines)]
+        cues = [
+            cue
+            for seg in cleaned
+            for cue in _segment_cues(seg, max_line_chars, max_lines, _speaker_of(seg, shown))
+        ]
         body = _render_srt(cues) if fmt == "srt" else _render_vtt(cues)
     elif fmt == "json":
-        document = {
+        document: dict[str, Any] = {
             "language": language,
             "language_probability": language_probability,
             "duration_seconds": duration_seconds,
             "text": text.strip(),
-            "segments": cleaned,
+            "segments": _named_segments(cleaned, shown),
         }
+        if speakers:
+            document["speakers"] = speakers
         body = _dump(document)
     else:
         body = _dump(
             _verbose_document(
-                cleaned, text=text, language=language, duration_seconds=duration_seconds
+                cleaned,
+                text=text,
+                language=language,
+                duration_seconds=duration_seconds,
+                shown=shown,
             )
         )
     return body, _MEDIA_TYPES[fmt]
+
+
+# --- speakers ---------------------------------------------------------------------
+
+
+def _display_names(speakers: list[dict[str, Any]] | None) -> dict[str, str]:
+    """Each speaker's label -> what to show: its name when it has one, else the label."""
+    return {
+        str(s["label"]): str(s.get("name") or s["label"]) for s in speakers or () if "label" in s
+    }
+
+
+def _speaker_of(segment: dict[str, Any], shown: dict[str, str]) -> str | None:
+    label = segment.get("speaker")
+    return None if label is None else shown.get(str(label), str(label))
+
+
+def _named_segments(segments: list[dict[str, Any]], shown: dict[str, str]) -> list[dict[str, Any]]:
+    """Segments (and their words) with each speaker label replaced by what is shown."""
+    if not shown:
+        return segments
+    named = []
+    for segment in segments:
+        copy = {**segment}
+        if "speaker" in copy:
+            copy["speaker"] = _speaker_of(segment, shown)
+        if isinstance(copy.get("words"), list):
+            copy["words"] = [
+                {**w, "speaker": shown.get(str(w["speaker"]), str(w["speaker"]))}
+                if isinstance(w, dict) and w.get("speaker") is not None else w
+                for w in copy["words"]
+            ]  # fmt: skip
+        named.append(copy)
+    return named
+
+
+def _turns(segments: list[dict[str, Any]], shown: dict[str, str]) -> list[str]:
+    """``A: ...`` paragraphs, one per run of segments of one speaker; [] when undiarized."""
+    if not any(seg.get("speaker") is not None for seg in segments):
+        return []
+    turns: list[tuple[str | None, list[str]]] = []
+    for segment in segments:
+        speaker = _speaker_of(segment, shown)
+        if turns and turns[-1][0] == speaker:
+            turns[-1][1].append(segment["text"])
+        else:
+            turns.append((speaker, [segment["text"]]))
+    return [
+        f"{speaker}: {' '.join(texts)}" if speaker else " ".join(texts) for speaker, texts in turns
+    ]
 
 
 def _dump(document: dict[str, Any]) -> str:
@@ -158,12 +229,15 @@ class _Cue:
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None
 
     def times(self, separator: str) -> str:
         return f"{_timestamp(self.start, separator)} --> {_timestamp(self.end, separator)}"
 
 
-def _segment_cues(segment: dict[str, Any], max_line_chars: int, max_lines: int) -> list[_Cue]:
+def _segment_cues(
+    segment: dict[str, Any], max_line_chars: int, max_lines: int, speaker: str | None = None
+) -> list[_Cue]:
     """The cues of one segment: wrapped, split when too long, timed inside the segment."""
     start = float(segment["start"])
     end = max(float(segment["end"]), start)
@@ -187,7 +261,7 @@ def _segment_cues(segment: dict[str, Any], max_line_chars: int, max_lines: int) 
             cue_end = start + (end - start) * offsets[stop] / total
         cue_end = min(max(cue_end, cue_start), end)
         lines = _wrap(words[first:stop], max_line_chars)
-        cues.append(_Cue(cue_start, cue_end, lines))
+        cues.append(_Cue(cue_start, cue_end, lines, speaker))
         cue_start = cue_end
     return cues
 
@@ -318,7 +392,9 @@ def _wrap(words: list[str], limit: int) -> tuple[str, ...]:
 
 def _render_srt(cues: list[_Cue]) -> str:
     blocks = [
-        f"{number}\n{cue.times(',')}\n" + "\n".join(cue.lines)
+        f"{number}\n{cue.times(',')}\n"
+        + (f"{cue.speaker}: " if cue.speaker else "")
+        + "\n".join(cue.lines)
         for number, cue in enumerate(cues, start=1)
     ]
     return "\n\n".join(blocks) + "\n" if blocks else ""
@@ -330,8 +406,19 @@ def _escape_vtt(cue_text: str) -> str:
     return cue_text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _voice(speaker: str | None) -> str:
+    """A WebVTT voice tag; its annotation may not hold '>' or a line break."""
+    if not speaker:
+        return ""
+    name = " ".join(speaker.replace("&", "&amp;").replace(">", "&gt;").split())
+    return f"<v {name}>"
+
+
 def _render_vtt(cues: list[_Cue]) -> str:
-    blocks = [f"{cue.times('.')}\n" + _escape_vtt("\n".join(cue.lines)) for cue in cues]
+    blocks = [
+        f"{cue.times('.')}\n" + _voice(cue.speaker) + _escape_vtt("\n".join(cue.lines))
+        for cue in cues
+    ]
     return "WEBVTT\n\n" + "\n\n".join(blocks) + "\n" if blocks else "WEBVTT\n"
 
 
@@ -339,14 +426,25 @@ def _render_vtt(cues: list[_Cue]) -> str:
 
 
 def _verbose_document(
-    segments: list[dict[str, Any]], *, text: str, language: str, duration_seconds: float
+    segments: list[dict[str, Any]],
+    *,
+    text: str,
+    language: str,
+    duration_seconds: float,
+    shown: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    listed = []
+    for index, seg in enumerate(segments):
+        entry = _verbose_segment(index, seg)
+        if seg.get("speaker") is not None:
+            entry["speaker"] = _speaker_of(seg, shown or {})
+        listed.append(entry)
     document: dict[str, Any] = {
         "task": "transcribe",
         "language": language_name(language),
         "duration": float(duration_seconds),
         "text": _full_text(text, segments),
-        "segments": [_verbose_segment(index, seg) for index, seg in enumerate(segments)],
+        "segments": listed,
     }
     words = [
         word for seg in segments for word in _verbose_words(seg.get("words"), float(seg["start"]))

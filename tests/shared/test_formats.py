@@ -555,3 +555,58 @@ def test_verbose_json_text_falls_back_to_segments() -> None:
 def test_verbose_json_ids_default_to_position() -> None:
     segments = [{"start": 0.0, "end": 1.0, "text": "a"}, {"start": 1.0, "end": 2.0, "text": "b"}]
     assert [s["id"] for s in _verbose(segments)["segments"]] == [0, 1]
+
+
+DIARIZED: list[dict[str, Any]] = [
+    {"id": 0, "start": 0.0, "end": 1.5, "text": "Shall we start?", "speaker": "A",
+     "words": [{"word": " Shall", "start": 0.0, "end": 0.4, "speaker": "A"},
+               {"word": " we", "start": 0.4, "end": 0.6, "speaker": "A"},
+               {"word": " start?", "start": 0.6, "end": 1.5, "speaker": "A"}]},
+    {"id": 1, "start": 1.8, "end": 3.0, "text": "Yes, please.", "speaker": "B"},
+    {"id": 2, "start": 3.0, "end": 4.0, "text": "Go ahead.", "speaker": "B"},
+    {"id": 3, "start": 4.2, "end": 5.0, "text": "Thanks.", "speaker": "A"},
+]  # fmt: skip
+SPEAKERS = [
+    {"label": "A", "name": None, "talk_seconds": 2.3},
+    {"label": "B", "name": "Dr <Who> & co", "talk_seconds": 2.2},
+]
+
+
+def _diarized(fmt: str) -> str:
+    body, _ = render(fmt, text="Shall we start? Yes, please. Go ahead. Thanks.",
+                     segments=DIARIZED, language="en", duration_seconds=5.0,
+                     speakers=SPEAKERS)  # fmt: skip
+    return body
+
+
+def test_speakers_in_txt_are_turns_by_name_or_label() -> None:
+    assert _diarized("txt") == (
+        "A: Shall we start?\n\nDr <Who> & co: Yes, please. Go ahead.\n\nA: Thanks.\n"
+    )
+
+
+def test_speakers_in_srt_and_vtt_cues() -> None:
+    srt = _diarized("srt")
+    assert "1\n00:00:00,000 --> 00:00:01,500\nA: Shall we start?\n" in srt
+    assert "2\n00:00:01,800 --> 00:00:03,000\nDr <Who> & co: Yes, please.\n" in srt
+    vtt = _diarized("vtt")
+    assert "00:00:00.000 --> 00:00:01.500\n<v A>Shall we start?\n" in vtt
+    # The voice annotation may not hold '>': escaped, as the cue text is.
+    assert "00:00:01.800 --> 00:00:03.000\n<v Dr <Who&gt; &amp; co>Yes, please.\n" in vtt
+
+
+def test_speakers_in_json_and_verbose_json() -> None:
+    document = json.loads(_diarized("json"))
+    assert document["speakers"] == SPEAKERS
+    assert [s["speaker"] for s in document["segments"]] == ["A", "Dr <Who> & co",
+                                                            "Dr <Who> & co", "A"]  # fmt: skip
+    assert {w["speaker"] for w in document["segments"][0]["words"]} == {"A"}
+    verbose = json.loads(_diarized("verbose_json"))
+    assert [s["speaker"] for s in verbose["segments"]] == ["A", "Dr <Who> & co",
+                                                           "Dr <Who> & co", "A"]  # fmt: skip
+    assert "speakers" not in verbose  # OpenAI's shape, plus `speaker` on each segment
+
+
+def test_an_undiarized_transcript_has_no_speaker_anywhere() -> None:
+    for fmt in FORMATS:
+        assert "speaker" not in _render(fmt)
