@@ -566,7 +566,7 @@ DIARIZED: list[dict[str, Any]] = [
     {"id": 2, "start": 3.0, "end": 4.0, "text": "Go ahead.", "speaker": "B"},
     {"id": 3, "start": 4.2, "end": 5.0, "text": "Thanks.", "speaker": "A"},
 ]  # fmt: skip
-SPEAKERS = [
+SPEAKERS: list[dict[str, Any]] = [
     {"label": "A", "name": None, "talk_seconds": 2.3},
     {"label": "B", "name": "Dr <Who> & co", "talk_seconds": 2.2},
 ]

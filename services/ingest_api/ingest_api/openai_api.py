@@ -521,6 +521,7 @@ def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
         body, media_type = formats.render(
             render, text=transcript.text, segments=segments,
             language=transcript.language, duration_seconds=transcript.duration_seconds,
+            speakers=transcript.speakers,
         )  # fmt: skip
         return Response(body, media_type=media_type, headers=headers)
     usage = {"type": "duration", "seconds": math.ceil(transcript.duration_seconds)}
@@ -530,6 +531,7 @@ def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
         body, _ = formats.render(
             "verbose_json", text=transcript.text, segments=segments,
             language=transcript.language, duration_seconds=transcript.duration_seconds,
+            speakers=transcript.speakers,
         )  # fmt: skip
         document = json.loads(body)
         granularities = asked.granularities or ["segment"]

@@ -17,6 +17,8 @@ from status_api.schemas import (
     JobList,
     JobView,
     ResultsView,
+    SpeakerNames,
+    SpeakerView,
     TranscriptFormat,
     WebhookDeliveryView,
 )
@@ -135,7 +137,7 @@ async def get_transcript(
     """The transcript as JSON, verbose JSON, plain text, SubRip or WebVTT; 409 until it exists."""
     job = await session.run_sync(service.get_job, tenant, job_id)
     renders: RenderedTranscripts = request.app.state.renders
-    key = (job.id, str(fmt), max_line_chars)
+    key = (job.id, str(fmt), max_line_chars, job.updated_at)
     rendered = renders.get(key)
     if rendered is None:
         stored = await session.run_sync(service.load_transcript, job)
@@ -201,6 +203,19 @@ async def stream_job(
 async def list_results(job_id: str, tenant: Tenant, session: DbSession) -> ResultsView:
     """The notes written from the transcript, with token usage and cost totals."""
     return await session.run_sync(service.list_results, tenant, job_id)
+
+
+@router.patch(
+    "/{job_id}/speakers",
+    summary="Name the speakers of a diarized transcript",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def rename_speakers(
+    job_id: str, names: SpeakerNames, tenant: Tenant, session: DbSession
+) -> list[SpeakerView]:
+    """Give speakers names by label (`{"names": {"A": "Ada"}}`; null clears one). Every
+    transcript format shows the names from then on, and notes written afterwards use them."""
+    return await session.run_sync(service.rename_speakers, tenant, job_id, names.names)
 
 
 @router.post(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from voxflow.jobs.states import JobStatus
 
@@ -154,3 +154,30 @@ class WebhookDeliveryView(BaseModel):
     last_error: str | None = Field(description="What went wrong in the last attempt.")
     next_attempt_at: datetime | None = Field(description="When the next attempt is due.")
     delivered_at: datetime | None
+
+
+# A speaker's name: what formats and notes show in place of its label (no control characters,
+# which would break SRT, WebVTT and the notes' turns).
+SpeakerName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
+                      pattern=r"^[^\x00-\x1f\x7f]+$"),
+]  # fmt: skip
+
+
+class SpeakerView(BaseModel):
+    """One speaker of a diarized transcript."""
+
+    label: str = Field(description="`A`, `B`, ... in order of first appearance.")
+    name: str | None = Field(description="The name it was given (a known voice or a rename).")
+    talk_seconds: float = Field(description="How long this speaker talks.")
+
+
+class SpeakerNames(BaseModel):
+    """New names for a diarized transcript's speakers, by label (null clears a name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: dict[str, SpeakerName | None] = Field(
+        min_length=1, max_length=100, examples=[{"A": "Ada Lovelace", "B": "Charles Babbage"}]
+    )

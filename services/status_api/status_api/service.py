@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from status_api.schemas import (
     JobView,
     ResultsView,
     ResultView,
+    SpeakerView,
     Totals,
     Usage,
     WebhookDeliveryView,
@@ -234,6 +236,7 @@ class StoredTranscript:
             duration_seconds=transcript.duration_seconds,
             language_probability=transcript.language_probability,
             max_line_chars=max_line_chars,
+            speakers=transcript.speakers,
         )
         return RenderedTranscript(job_id=self.job_id, fmt=fmt, body=body, media_type=media_type)
 
@@ -244,6 +247,38 @@ def load_transcript(session: Session, job: Job) -> StoredTranscript:
     if transcript is None:
         raise _not_ready(job)
     return StoredTranscript(job.id, transcript)
+
+
+def rename_speakers(
+    session: Session, tenant: str, raw_id: str, names: dict[str, str | None]
+) -> list[SpeakerView]:
+    """Name (or unname) a diarized transcript's speakers; every format and new note shows
+    the names. 409 before the transcript exists or when it was not diarized; 422 for a
+    label the transcript does not have."""
+    job = get_job(session, tenant, raw_id)
+    transcript = repository.lock_transcript(session, job.id)
+    if transcript is None:
+        raise _not_ready(job)
+    if transcript.speakers is None:
+        raise ApiError(
+            409, "not_diarized",
+            "This transcript was made without diarization, so it has no speakers to name. "
+            "Upload with the option `diarize` to get speakers.",
+        )  # fmt: skip
+    labels = [str(speaker["label"]) for speaker in transcript.speakers]
+    unknown = sorted(set(names) - set(labels))
+    if unknown:
+        raise ApiError(
+            422, "unknown_speaker",
+            f"This transcript has no speaker {', '.join(unknown)} (its speakers: "
+            f"{', '.join(labels) or 'none'}).",
+        )  # fmt: skip
+    transcript.speakers = [
+        {**s, "name": names[s["label"]]} if s["label"] in names else s for s in transcript.speakers
+    ]
+    job.updated_at = func.now()  # cached renderings are keyed by it (renders.py)
+    session.flush()
+    return [SpeakerView.model_validate(s) for s in transcript.speakers]
 
 
 def result_view(result: LlmResult) -> ResultView:

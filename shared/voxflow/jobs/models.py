@@ -135,6 +135,9 @@ class Transcript(Base):
     decode_options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     processing_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = _now()
+    # A diarized transcript's speakers, by first appearance: {"label", "name", "talk_seconds"}
+    # (segments and words carry the label; a rename changes only `name`). None: undiarized.
+    speakers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
 
 
 class TranscriptSegment(Base):

@@ -235,6 +235,11 @@ def get_transcript(session: Session, job_id: uuid.UUID) -> Transcript | None:
     return session.get(Transcript, job_id)
 
 
+def lock_transcript(session: Session, job_id: uuid.UUID) -> Transcript | None:
+    """Load a job's transcript to change it (its row locked until the commit)."""
+    return session.get(Transcript, job_id, with_for_update=True)
+
+
 def add_draft_segments(
     session: Session, job_id: uuid.UUID, segments: Sequence[tuple[int, dict[str, Any]]]
 ) -> None:

@@ -68,10 +68,10 @@ class JobMaker:
         with session_scope(self.sessions) as session:
             assert service.claim(session, job_id, waiting, WORKER, LEASE) is not None
 
-    def transcribe(self, job_id: uuid.UUID) -> None:
-        """Claim a queued job and store its transcript."""
+    def transcribe(self, job_id: uuid.UUID, *, diarized: bool = False) -> None:
+        """Claim a queued job and store its transcript (with two speakers if `diarized`)."""
         self.claim(job_id)
-        self.finish_transcription(job_id)
+        self.finish_transcription(job_id, diarized=diarized)
 
     def publish(self, job_id: uuid.UUID, position: int) -> None:
         """Publish one of SEGMENTS while transcribing, as the worker's heartbeat does."""
@@ -79,15 +79,21 @@ class JobMaker:
             service.heartbeat(session, job_id, JobStatus.TRANSCRIBING, WORKER, LEASE,
                               segments=[(position, SEGMENTS[position])])  # fmt: skip
 
-    def finish_transcription(self, job_id: uuid.UUID) -> None:
+    def finish_transcription(self, job_id: uuid.UUID, *, diarized: bool = False) -> None:
         """Store the transcript of a job this worker transcribes."""
+        segments, speakers = SEGMENTS, None
+        if diarized:
+            segments = [{**s, "speaker": "AB"[i % 2]} for i, s in enumerate(SEGMENTS)]
+            speakers = [{"label": "A", "name": None, "talk_seconds": 4.25},
+                        {"label": "B", "name": None, "talk_seconds": 4.46}]  # fmt: skip
         transcript = Transcript(
             job_id=job_id,
             language="en",
             language_probability=0.97,
             duration_seconds=DURATION,
             text=TEXT,
-            segments=SEGMENTS,
+            segments=segments,
+            speakers=speakers,
             model="tiny.en",
             processing_seconds=1.5,
         )
