@@ -69,6 +69,12 @@ ACCEPTABLE_REFUSALS: dict[str, dict[int, set[str]]] = {
     "GET /v1/jobs/{job_id}/webhooks": JOB_GONE,
     "GET /v1/jobs/{job_id}/transcript": {**JOB_GONE, 409: {"transcript_not_ready"}},
     "POST /v1/jobs/{job_id}/cancel": {**JOB_GONE, 409: {"job_finished"}},
+    # Which speakers a transcript has (and whether it has any) is data, not schema.
+    "PATCH /v1/jobs/{job_id}/speakers": {
+        **JOB_GONE,
+        409: {"transcript_not_ready", "not_diarized"},
+        422: {"unknown_speaker"},
+    },
     # Last-Event-ID is a string the schema cannot say more of: only ids the stream sent.
     "GET /v1/jobs/{job_id}/stream": {**JOB_GONE, 400: {"invalid_last_event_id"}},
     # OpenAI's routes. A free-text model name may not be offered here; granularities need

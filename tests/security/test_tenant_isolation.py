@@ -156,7 +156,8 @@ def world(
     a = _bearer(api_key)
     idempotency_key = f"upload-{uuid.uuid4()}"
     done = _upload(ingest, {**a, "Idempotency-Key": idempotency_key})
-    JobMaker(sessions, tenant).transcribe(done)  # no tasks: transcribed, then completed
+    # No tasks: transcribed, then completed; diarized, so that its speakers can be named.
+    JobMaker(sessions, tenant).transcribe(done, diarized=True)
     queued = _upload(ingest, a)
     return World(
         ingest=ingest, status=status, sessions=sessions, storage=LocalStorage(storage_root),
@@ -165,11 +166,13 @@ def world(
     )  # fmt: skip
 
 
-def _assert_same_as_unknown(world: World, method: str, path: str, job_id: uuid.UUID) -> None:
+def _assert_same_as_unknown(
+    world: World, method: str, path: str, job_id: uuid.UUID, body: Any = None
+) -> None:
     """B's answer about A's job equals its answer about an id that never existed."""
     unknown = uuid.uuid4()
-    theirs = world.status.request(method, path.format(job_id=job_id), headers=world.b)
-    never = world.status.request(method, path.format(job_id=unknown), headers=world.b)
+    theirs = world.status.request(method, path.format(job_id=job_id), headers=world.b, json=body)
+    never = world.status.request(method, path.format(job_id=unknown), headers=world.b, json=body)
     assert theirs.status_code == never.status_code == 404, theirs.text
     assert theirs.json()["error"]["code"] == "job_not_found"
     assert theirs.text.replace(str(job_id), "ID") == never.text.replace(str(unknown), "ID")
@@ -195,6 +198,19 @@ def _cancel(world: World) -> None:
     assert world.job(world.queued).status == "queued"
     assert world.events(world.queued) == before
     own = world.status.post(f"/v1/jobs/{world.queued}/cancel", headers=world.a)
+    assert own.status_code == 200, own.text
+
+
+RENAME = {"names": {"A": "Ada"}}
+
+
+def _rename(world: World) -> None:
+    """B cannot name the speakers of A's job; A still can afterwards."""
+    path = "/v1/jobs/{job_id}/speakers"
+    _assert_same_as_unknown(world, "PATCH", path, world.done, RENAME)
+    transcript = world.status.get(f"/v1/jobs/{world.done}/transcript", headers=world.a).json()
+    assert [s["name"] for s in transcript["speakers"]] == [None, None]
+    own = world.status.patch(path.format(job_id=world.done), headers=world.a, json=RENAME)
     assert own.status_code == 200, own.text
 
 
@@ -302,6 +318,7 @@ ISOLATION: dict[Endpoint, Callable[[World], None]] = {
     ("GET", "/v1/jobs/{job_id}/webhooks"): _read_case("/v1/jobs/{job_id}/webhooks"),
     ("GET", "/v1/jobs/{job_id}/stream"): _read_case("/v1/jobs/{job_id}/stream"),
     ("POST", "/v1/jobs/{job_id}/cancel"): _cancel,
+    ("PATCH", "/v1/jobs/{job_id}/speakers"): _rename,
     ("DELETE", "/v1/jobs/{job_id}"): _delete,
 }
 
@@ -331,6 +348,8 @@ def _request(world: World, endpoint: Endpoint, headers: dict[str, Any]) -> Any:
         return client.post(url, headers=headers, files=files)
     if endpoint == ("POST", "/v1/audio/transcriptions"):
         return _transcribe(world, headers)
+    if endpoint == ("PATCH", "/v1/jobs/{job_id}/speakers"):  # the finished job's speakers
+        return client.patch(path.format(job_id=world.done), headers=headers, json=RENAME)
     return client.request(method, url, headers=headers)
 
 
