@@ -4,6 +4,10 @@ A transcript that fits no allowed deployment's context window is cut on segment 
 into parts that fit, each part gets notes of its own (the map step, `part_notes` template),
 and the task's own template then runs on the parts' notes (the reduce step), again split if
 those are still too long. Nothing is truncated.
+
+A diarized transcript is given as speaker turns, one per line (`Ada: ...`, by name once the
+speakers are named, else by label), so that notes can say who said what and action items get
+real owners; a part boundary falls between turns.
 """
 
 from __future__ import annotations
@@ -43,8 +47,32 @@ class NoteError(Exception):
         self.attempts = attempts
 
 
-def split_parts(pieces: Sequence[str], max_tokens: int) -> list[str]:
-    """Group consecutive pieces (segments) into parts of at most `max_tokens` each."""
+def transcript_pieces(
+    text: str, segments: Sequence[dict[str, Any]], speakers: Sequence[dict[str, Any]] | None
+) -> tuple[list[str], list[str], str]:
+    """The transcript as the prompts show it: its pieces, the speakers' names, the separator.
+
+    Undiarized: the segments' texts (or the whole text), joined by spaces. Diarized: one
+    `Name: words` turn per run of a speaker's segments, one per line.
+    """
+    if not speakers or not any(s.get("speaker") for s in segments):
+        return [str(s.get("text", "")) for s in segments] or [text], [], " "
+    shown = {str(s["label"]): str(s.get("name") or s["label"]) for s in speakers}
+    turns: list[tuple[str, list[str]]] = []
+    for segment in segments:
+        words = str(segment.get("text", "")).strip()
+        if not words:
+            continue
+        who = shown.get(str(segment.get("speaker")), str(segment.get("speaker") or "?"))
+        if turns and turns[-1][0] == who:
+            turns[-1][1].append(words)
+        else:
+            turns.append((who, [words]))
+    return [f"{who}: {' '.join(said)}" for who, said in turns], list(shown.values()), "\n"
+
+
+def split_parts(pieces: Sequence[str], max_tokens: int, separator: str = " ") -> list[str]:
+    """Group consecutive pieces (segments or turns) into parts of at most `max_tokens` each."""
     parts: list[str] = []
     current: list[str] = []
     size = 0
@@ -53,7 +81,7 @@ def split_parts(pieces: Sequence[str], max_tokens: int) -> list[str]:
             continue
         cost = estimate_tokens(piece) + 1
         if current and size + cost > max_tokens:
-            parts.append(" ".join(current))
+            parts.append(separator.join(current))
             current, size = [], 0
         if cost > max_tokens:  # one overlong segment: cut it on word boundaries
             words = piece.split()
@@ -63,7 +91,7 @@ def split_parts(pieces: Sequence[str], max_tokens: int) -> list[str]:
         current.append(piece)
         size += cost
     if current:
-        parts.append(" ".join(current))
+        parts.append(separator.join(current))
     return parts
 
 
@@ -75,13 +103,15 @@ def write_note(
     instruction: str | None,
     *,
     free_only: bool = False,
+    speakers: Sequence[dict[str, Any]] | None = None,
 ) -> Note:
     """The note for one task, map-reducing the transcript when it fits no context window."""
     attempts: list[Attempt] = []
-    pieces = [str(s.get("text", "")) for s in segments] or [transcript]
+    pieces, names, separator = transcript_pieces(transcript, segments, speakers)
     parts = 0
     for _ in range(MAX_REDUCE_ROUNDS + 1):
-        request = render(task, " ".join(p.strip() for p in pieces if p.strip()), instruction)
+        text = separator.join(p.strip() for p in pieces if p.strip())
+        request = render(task, text, instruction, names)
         try:
             routed = router.complete(request, template=template_version(task), free_only=free_only)
         except RoutingError as exc:
@@ -98,7 +128,8 @@ def write_note(
                 attempts=attempts,
                 parts=max(parts, 1),
             )
-        pieces = _map(router, pieces, attempts, free_only=free_only)
+        pieces = _map(router, pieces, attempts, free_only=free_only, separator=separator,
+                      names=names)  # fmt: skip
         parts += len(pieces)
     raise NoteError(
         RoutingError("context_too_long", "The transcript is too long even after splitting.", []),
@@ -107,15 +138,21 @@ def write_note(
 
 
 def _map(
-    router: Router, pieces: Sequence[str], attempts: list[Attempt], *, free_only: bool
+    router: Router,
+    pieces: Sequence[str],
+    attempts: list[Attempt],
+    *,
+    free_only: bool,
+    separator: str = " ",
+    names: Sequence[str] = (),
 ) -> list[str]:
     """Notes on each part of the pieces, sized to the largest window the budget allows."""
     window = router.largest_context(free_only=free_only)
     overhead = prompt_tokens(render(PART_NOTES, "", None))
     room = max(window - overhead, 64)
     notes = []
-    for index, part in enumerate(split_parts(pieces, room)):
-        request = render(PART_NOTES, part, None)
+    for index, part in enumerate(split_parts(pieces, room, separator)):
+        request = render(PART_NOTES, part, None, names)
         try:
             routed = router.complete(request, template=template_version(PART_NOTES),
                                      free_only=free_only)  # fmt: skip

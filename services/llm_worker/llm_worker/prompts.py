@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -95,8 +95,16 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match[1]], template)
 
 
-def render(task: str, transcript: str, instruction: str | None = None) -> CompletionRequest:
-    """Build the system and user messages for a task from its template."""
+def render(
+    task: str,
+    transcript: str,
+    instruction: str | None = None,
+    speakers: Sequence[str] = (),
+) -> CompletionRequest:
+    """Build the system and user messages for a task from its template.
+
+    `speakers` names the speakers of a transcript given as turns (`notes.transcript_pieces`).
+    """
     template = load_template(task)
     cleaned_instruction = instruction.strip() if instruction is not None else ""
     if task == "custom" and not cleaned_instruction:
@@ -112,4 +120,5 @@ def render(task: str, transcript: str, instruction: str | None = None) -> Comple
         # Only custom prompts use the instruction; dropping it elsewhere keeps requests honest.
         instruction=cleaned_instruction if task == "custom" else None,
         json_output=task == "action_items",
+        speakers=tuple(speakers),
     )

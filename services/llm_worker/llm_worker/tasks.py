@@ -168,7 +168,8 @@ def _generate(job: Job, heartbeat: Heartbeat) -> None:
         free_only = _free_only(job, budget, spent)
         try:
             note = write_note(router, task, transcript.text, transcript.segments,
-                              job.options.get("instruction"), free_only=free_only)  # fmt: skip
+                              job.options.get("instruction"), free_only=free_only,
+                              speakers=transcript.speakers)  # fmt: skip
         except NoteError as exc:
             with session_scope(runtime.sessions) as session:
                 repository.add_llm_calls(session, _calls(job, task, exc.attempts))

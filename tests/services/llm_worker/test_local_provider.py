@@ -190,3 +190,38 @@ def test_comma_joined_whisper_sentences_become_separate_action_items() -> None:
         "Remember to send the budget report to the team by Friday.",
         "Please buy milk and bread on the way home.",
     ]
+
+
+TURNS = (
+    "A: Okay, this is the weekly sync about the product launch.\n"
+    "Ann Lee: The launch date moved because the supplier shipped the hardware late. "
+    "I will call the supplier about the hardware by Friday.\n"
+    "A: Marketing reviewed the launch campaign and the campaign budget on Tuesday. "
+    "We should update the launch checklist."
+)
+
+
+def _local(task: str, transcript: str, speakers: tuple[str, ...]) -> object:
+    return LocalProvider().complete(render(task, transcript, None, speakers))
+
+
+def test_a_diarized_transcript_gives_notes_that_say_who_said_what() -> None:
+    items = _local("action_items", TURNS, ("A", "Ann Lee"))
+    # A speaker's "I will ..." is that speaker's; "we" stays the group's.
+    assert items.output_json == [  # type: ignore[attr-defined]
+        {"text": "I will call the supplier about the hardware by Friday.", "owner": "Ann Lee"},
+        {"text": "We should update the launch checklist.", "owner": "we"},
+    ]
+    summary = _local("summary", TURNS, ("A", "Ann Lee")).text  # type: ignore[attr-defined]
+    lines = summary.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith(("A: ", "Ann Lee: ")) for line in lines), summary
+    diary = _local("diary", TURNS, ("A", "Ann Lee")).text  # type: ignore[attr-defined]
+    assert ' said: "' in diary
+
+
+def test_lines_that_only_look_like_turns_are_not_speakers() -> None:
+    # Undiarized: "Reminder:" is words, not a speaker, and "I" stays "I".
+    text = "Reminder: I will call the supplier about the hardware by Friday."
+    items = _local("action_items", text, ()).output_json  # type: ignore[attr-defined]
+    assert items == [{"text": text, "owner": "I"}]

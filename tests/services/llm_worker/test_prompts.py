@@ -25,12 +25,15 @@ def test_every_task_has_a_template(task: str) -> None:
 
 
 def test_template_versions() -> None:
-    versions = dict.fromkeys((*TASK_KINDS, "part_notes"), "v1") | {"action_items": "v2"}
+    versions = dict.fromkeys((*TASK_KINDS, "part_notes"), "v2") | {
+        "action_items": "v3",
+        "diary": "v1",
+    }
     assert dict(PROMPT_VERSION) == versions
-    assert template_version("summary") == "summary.v1"
+    assert template_version("summary") == "summary.v2"
     assert template_version("diary") == "diary.v1"
-    assert template_version("action_items") == "action_items.v2"  # the newest file wins
-    assert template_version("custom") == "custom.v1"
+    assert template_version("action_items") == "action_items.v3"  # the newest file wins
+    assert template_version("custom") == "custom.v2"
 
 
 def test_unknown_task_is_rejected() -> None:

@@ -154,3 +154,28 @@ def _spend(sessions: sessionmaker[Session], job_id: uuid.UUID, tenant: str, usd:
             provider="openai", model="m", outcome="ok", tokens_in=1, tokens_out=1,
             cost_usd=usd, latency_ms=1,
         )])  # fmt: skip
+
+
+@pytest.mark.usefixtures("configure")
+def test_a_diarized_transcript_reaches_the_llm_as_named_speaker_turns(
+    sessions: sessionmaker[Session], tenant: str, vendor_server: VendorServer
+) -> None:
+    vendor_server.enqueue("openai", ok("Ben ships on Friday.", tokens_in=100, tokens_out=10))
+    with session_scope(sessions) as session:
+        job_id = new_job(session, tenant, tasks=("summary",))
+    with session_scope(sessions) as session:
+        service.claim(session, job_id, JobStatus.QUEUED, WORKER, LEASE)
+    transcript = transcript_for(job_id, "When do we ship? Friday. I will write the notes.")
+    transcript.segments = [
+        {"id": 0, "start": 0.0, "end": 1.0, "text": "When do we ship?", "speaker": "A"},
+        {"id": 1, "start": 1.2, "end": 1.8, "text": "Friday.", "speaker": "B"},
+        {"id": 2, "start": 1.8, "end": 3.0, "text": "I will write the notes.", "speaker": "B"},
+    ]
+    # Named by the tenant after diarization: the notes use the name, the label otherwise.
+    transcript.speakers = [{"label": "A", "name": None, "talk_seconds": 1.0},
+                           {"label": "B", "name": "Ben", "talk_seconds": 1.8}]  # fmt: skip
+    with session_scope(sessions) as session:
+        service.finish_transcription(session, job_id, WORKER, transcript)
+    assert run(job_id) == "done"
+    prompt = vendor_server.requests_for("openai")[-1].body["messages"][-1]["content"]
+    assert "A: When do we ship?\nBen: Friday. I will write the notes.\n" in prompt

@@ -28,6 +28,8 @@ class CompletionRequest:
     max_tokens: int = 1024
     temperature: float = 0.2
     json_output: bool = False
+    # A diarized transcript comes as turns, one per line ("Ada: ..."); these are the names.
+    speakers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,11 @@ def _terms(sentence: str) -> list[str]:
 
 def key_sentences(sentences: list[str]) -> list[str]:
     """Pick the top-scoring sentences by normalised term frequency, in original order."""
+    return [sentences[index] for index in key_indices(sentences)]
+
+
+def key_indices(sentences: list[str]) -> list[int]:
+    """The positions of `key_sentences`' picks."""
     if not sentences:
         return []
     frequencies = Counter(term for sentence in sentences for term in _terms(sentence))
@@ -156,13 +161,41 @@ def key_sentences(sentences: list[str]) -> list[str]:
     k = max(min(2, len(sentences) - 1), 1, min(_MAX_SUMMARY_SENTENCES, len(sentences) // 3))
     # Ties go to the earlier sentence, which keeps the output deterministic.
     ranked = sorted(range(len(sentences)), key=lambda index: (-scores[index], index))
-    return [sentences[index] for index in sorted(ranked[:k])]
+    return sorted(ranked[:k])
 
 
-def summarise(transcript: str) -> str:
-    """Return an extractive summary, or a fixed sentence when there is no speech."""
-    picked = key_sentences(split_sentences(transcript))
-    return " ".join(picked) if picked else NO_SPEECH
+Said = list[tuple[str | None, str]]  # (speaker, sentence), the speaker None when undiarized
+
+
+def said(transcript: str, speakers: tuple[str, ...] = ()) -> Said:
+    """The transcript's sentences with who said each: a diarized transcript comes as turns,
+    one per line (`Ada: ...`), by the names in `speakers`; any other line has no speaker."""
+    if not speakers:
+        return [(None, sentence) for sentence in split_sentences(transcript)]
+    names = sorted(speakers, key=len, reverse=True)  # "Ann Lee" before "Ann"
+    sentences: Said = []
+    for line in transcript.splitlines():
+        who = next((name for name in names if line.startswith(f"{name}: ")), None)
+        words = line[len(who) + 2 :] if who else line
+        sentences += [(who, sentence) for sentence in split_sentences(words)]
+    return sentences
+
+
+def _attributed(who: str | None, sentence: str) -> str:
+    return f"{who}: {sentence}" if who else sentence
+
+
+def summarise(transcript: str, speakers: tuple[str, ...] = ()) -> str:
+    """Return an extractive summary, or a fixed sentence when there is no speech.
+
+    With speakers, each picked sentence is a line saying who said it."""
+    sentences = said(transcript, speakers)
+    picked = [sentences[i] for i in key_indices([sentence for _, sentence in sentences])]
+    if not picked:
+        return NO_SPEECH
+    if speakers:
+        return "\n".join(_attributed(who, sentence) for who, sentence in picked)
+    return " ".join(sentence for _, sentence in picked)
 
 
 def guess_owner(sentence: str) -> str | None:
@@ -178,16 +211,21 @@ def guess_owner(sentence: str) -> str | None:
     return "we" if _LETS.search(sentence) else None
 
 
-def find_action_items(transcript: str) -> list[dict[str, str | None]]:
-    """Return sentences with action cues as {"text", "owner"} dicts, without duplicates."""
+def find_action_items(
+    transcript: str, speakers: tuple[str, ...] = ()
+) -> list[dict[str, str | None]]:
+    """Return sentences with action cues as {"text", "owner"} dicts, without duplicates.
+
+    In a diarized transcript, a speaker's own commitment ("I will ...") is that speaker's."""
     items: list[dict[str, str | None]] = []
     seen: set[str] = set()
-    for sentence in split_sentences(transcript):
+    for who, sentence in said(transcript, speakers):
         key = sentence.casefold()
         if key in seen or not _ACTION_CUE.search(sentence):
             continue
         seen.add(key)
-        items.append({"text": sentence, "owner": guess_owner(sentence)})
+        owner = guess_owner(sentence)
+        items.append({"text": sentence, "owner": who if owner == "I" and who else owner})
     return items
 
 
@@ -201,17 +239,20 @@ def _action_items_text(items: list[dict[str, str | None]]) -> str:
     return "\n".join(lines)
 
 
-def _diary(transcript: str) -> str:
-    picked = key_sentences(split_sentences(transcript))
+def _diary(transcript: str, speakers: tuple[str, ...] = ()) -> str:
+    sentences = said(transcript, speakers)
+    picked = [sentences[i] for i in key_indices([sentence for _, sentence in sentences])]
     if not picked:
         body = "Today, I recorded a note, but it contains no speech."
     else:
-        quotes = "\n".join(f'- "{sentence}"' for sentence in picked)
+        quotes = "\n".join(
+            f'- {who} said: "{sentence}"' if who else f'- "{sentence}"' for who, sentence in picked
+        )
         body = f"Today, these were the moments that stood out:\n{quotes}"
     return f"{DIARY_HEADING}\n\n{body}\n\n{DIARY_MARKER}"
 
 
-def _custom(transcript: str, instruction: str | None) -> str:
+def _custom(transcript: str, instruction: str | None, speakers: tuple[str, ...] = ()) -> str:
     cleaned = " ".join((instruction or "").split())
     if len(cleaned) > _MAX_QUOTED_INSTRUCTION:
         cleaned = cleaned[: _MAX_QUOTED_INSTRUCTION - 1].rstrip() + "\u2026"
@@ -220,7 +261,7 @@ def _custom(transcript: str, instruction: str | None) -> str:
         f"The local provider cannot follow free-form instructions{quoted}; "
         "here is an extractive summary instead."
     )
-    return f"{preface}\n\n{summarise(transcript)}"
+    return f"{preface}\n\n{summarise(transcript, speakers)}"
 
 
 def _count_tokens(text: str) -> int:
@@ -241,15 +282,16 @@ class LocalProvider:
         """Produce a note for the request's task from its raw transcript."""
         started = time.perf_counter()
         output_json: Any | None = None
+        speakers = request.speakers
         if request.task in ("summary", "part_notes"):
-            text = summarise(request.transcript)
+            text = summarise(request.transcript, speakers)
         elif request.task == "diary":
-            text = _diary(request.transcript)
+            text = _diary(request.transcript, speakers)
         elif request.task == "action_items":
-            items = find_action_items(request.transcript)
+            items = find_action_items(request.transcript, speakers)
             text, output_json = _action_items_text(items), items
         elif request.task == "custom":
-            text = _custom(request.transcript, request.instruction)
+            text = _custom(request.transcript, request.instruction, speakers)
         else:
             raise BadRequestError(f"the local provider does not support task {request.task!r}")
         return Completion(
