@@ -62,7 +62,7 @@ def settings_classes() -> list[type[BaseSettings]]:
     from ingest_api.settings import IngestSettings
     from llm_worker.settings import LlmWorkerSettings
     from status_api.settings import StatusSettings
-    from transcription_worker.settings import TranscriptionWorkerSettings
+    from transcription_worker.settings import DiarizationSettings, TranscriptionWorkerSettings
     from voxflow import settings as fragments
     from voxflow.queue.celery_app import QueueSettings
     from voxflow.sweeper import SweeperSettings
@@ -84,6 +84,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         DeliverySettings,
         IngestSettings,
         StatusSettings,
+        DiarizationSettings,
         TranscriptionWorkerSettings,
         LlmWorkerSettings,
     ]

@@ -58,10 +58,17 @@ schemathesis.openapi.media_type("audio/ogg", st.just((SAMPLES / "voice_note.ogg"
 # configuration). Used instead of schemathesis' `positive_data_acceptance`, which knows only
 # status codes; this table also pins the error code.
 JOB_GONE = {404: {"job_not_found"}}
+KNOWN_SPEAKER_REFUSALS = {
+    "known_speakers_need_diarize", "known_speakers_mismatch", "invalid_known_speaker_name",
+    "invalid_known_speaker_reference", "too_many_known_speakers",
+}  # fmt: skip
 ACCEPTABLE_REFUSALS: dict[str, dict[int, set[str]]] = {
     # `options` is a JSON string the schema describes only in prose; webhooks need a secret
     # this server does not have.
-    "POST /v1/jobs": {422: {"invalid_options", "model_not_allowed", "webhooks_disabled"}},
+    # Known speakers: names and clips go in pairs, clips must be audio, names differ.
+    "POST /v1/jobs": {
+        422: {"invalid_options", "model_not_allowed", "webhooks_disabled", *KNOWN_SPEAKER_REFUSALS}
+    },
     "GET /v1/jobs": {400: {"invalid_cursor"}},
     "GET /v1/jobs/{job_id}": JOB_GONE,
     "GET /v1/jobs/{job_id}/events": JOB_GONE,
@@ -85,7 +92,12 @@ ACCEPTABLE_REFUSALS: dict[str, dict[int, set[str]]] = {
     "POST /v1/audio/transcriptions": {
         # Which models exist, and which fields go together (granularities and a streamed
         # answer need particular formats), are beyond what the schema says.
-        400: {"model_not_found", "invalid_timestamp_granularities", "invalid_response_format"},
+        400: {
+            "model_not_found",
+            "invalid_timestamp_granularities",
+            "invalid_response_format",
+            *KNOWN_SPEAKER_REFUSALS,
+        },
         504: {"transcription_pending"},
     },
     "DELETE /v1/jobs/{job_id}": JOB_GONE,

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api import service
+from ingest_api import known_speakers, service
 from ingest_api.limits import UploadLimits
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
@@ -43,7 +43,7 @@ from ingest_api.upload import MAX_REPEATS, FormField, ParsedUpload, parse_upload
 from voxflow import formats
 from voxflow.db import read_only
 from voxflow.jobs import reads, repository
-from voxflow.jobs.models import Job
+from voxflow.jobs.models import Job, Transcript
 from voxflow.jobs.states import JobStatus
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, database_error
@@ -52,8 +52,9 @@ from voxflow.web.runtime import DbSession, Runtime, get_runtime
 log = logging.getLogger(__name__)
 
 ALIAS = "whisper-1"  # what most OpenAI clients send: the deployment's default model
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-STREAM_FORMATS = ("json", "text")  # OpenAI streams these; the others are whole documents
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+# OpenAI streams these; the others are whole documents.
+STREAM_FORMATS = ("json", "text", "diarized_json")
 GRANULARITIES = ("segment", "word")
 _STARTED = int(time.time())  # a model's `created`: when this process began serving it
 
@@ -67,6 +68,7 @@ FIELDS = (
     FormField("temperature", 32),
     FormField("timestamp_granularities[]", 16, repeated=True),
     FormField("stream", 8),
+    *known_speakers.FIELDS,
 )
 
 # OpenAI's error `type` by status (its SDKs choose the exception class by status alone).
@@ -81,6 +83,11 @@ _PARAMS = {
     "invalid_temperature": "temperature",
     "invalid_timestamp_granularities": "timestamp_granularities[]",
     "invalid_stream": "stream",
+    "invalid_known_speaker_name": "known_speaker_names[]",
+    "known_speakers_mismatch": "known_speaker_references[]",
+    "too_many_known_speakers": "known_speaker_names[]",
+    "invalid_known_speaker_reference": "known_speaker_references[]",
+    "known_speakers_need_diarize": "response_format",
     "missing_file": "file",
     "file_too_large": "file",
 }
@@ -243,6 +250,13 @@ def read_request(upload: ParsedUpload, settings: IngestSettings) -> Asked:
             f"With stream=true the answer is a stream of events; response_format "
             f"{response_format!r} cannot be streamed (use json or text, or no stream).",
         )  # fmt: skip
+    diarized = response_format == "diarized_json"
+    if known_speakers.sent(upload) and not diarized:
+        raise ApiError(
+            400, "known_speakers_need_diarize",
+            "known_speaker_names[] and known_speaker_references[] need response_format "
+            "`diarized_json`.",
+        )  # fmt: skip
     language = _text(upload, "language")
     try:
         options = JobOptions(
@@ -251,6 +265,7 @@ def read_request(upload: ParsedUpload, settings: IngestSettings) -> Asked:
             initial_prompt=_text(upload, "prompt"),
             word_timestamps=True if "word" in granularities else None,
             live=True if stream == "true" else None,
+            diarize=True if diarized else None,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -350,10 +365,14 @@ async def create_transcription(request: Request, tenant: Tenant, session: DbSess
     try:
         asked = read_request(upload, settings)
         audio = await run_in_threadpool(service.check_audio, upload, settings)
-        job = await service.store_and_record(
-            session, tenant=tenant, upload=upload, options=asked.options, audio=audio,
-            storage=runtime.storage, settings=settings,
-        )  # fmt: skip
+        known = await run_in_threadpool(known_speakers.read, upload, settings)
+        try:
+            job = await service.store_and_record(
+                session, tenant=tenant, upload=upload, options=asked.options, audio=audio,
+                storage=runtime.storage, settings=settings, known=known,
+            )  # fmt: skip
+        finally:
+            known_speakers.discard(known)
     finally:
         Path(upload.path).unlink(missing_ok=True)  # noqa: ASYNC240 (instant local unlink)
     # The job must exist, and its message be published, before anyone can wait for it: the
@@ -365,7 +384,13 @@ async def create_transcription(request: Request, tenant: Tenant, session: DbSess
     }
     if asked.stream:
         return EventSourceResponse(
-            _deltas(runtime, job.id, tenant, settings.openai_wait_seconds),
+            _deltas(
+                runtime,
+                job.id,
+                tenant,
+                settings.openai_wait_seconds,
+                diarized=asked.response_format == "diarized_json",
+            ),
             ping=PING_SECONDS,
             headers={**headers, "X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
         )
@@ -418,7 +443,7 @@ class _Seen:
     job: Job | None
     segments: list[dict[str, Any]]
     final: bool  # the segments are the transcript's: no more will come
-    text: str | None  # the transcript's text, once the job is completed
+    transcript: Transcript | None  # once the job is completed
 
 
 def _look(session: Session, job_id: uuid.UUID, tenant: str, sent: int, final: bool) -> _Seen:
@@ -428,16 +453,15 @@ def _look(session: Session, job_id: uuid.UUID, tenant: str, sent: int, final: bo
     segments: list[dict[str, Any]] = []
     if not final:
         segments, final = repository.segments_from(session, job_id, sent)
-    text = None
+    transcript = None
     if job.status == JobStatus.COMPLETED:
         transcript = repository.get_transcript(session, job_id)
-        text = transcript.text.strip() if transcript is not None else ""
-    return _Seen(job, segments, final, text)
+    return _Seen(job, segments, final, transcript)
 
 
-def _event(kind: str, **fields: Any) -> dict[str, str]:
+def _event(type: str, **fields: Any) -> dict[str, str]:
     """An SSE event (sse-starlette's dict form) in OpenAI's shape."""
-    return {"event": kind, "data": json.dumps({"type": kind, **fields})}
+    return {"event": type, "data": json.dumps({"type": type, **fields})}
 
 
 def _stream_error(status: int, code: str, message: str) -> dict[str, str]:
@@ -447,10 +471,12 @@ def _stream_error(status: int, code: str, message: str) -> dict[str, str]:
 
 
 async def _deltas(
-    runtime: Runtime, job_id: uuid.UUID, tenant: str, seconds: float
+    runtime: Runtime, job_id: uuid.UUID, tenant: str, seconds: float, *, diarized: bool = False
 ) -> AsyncIterator[dict[str, str]]:
     """OpenAI's streaming events for a job: a `transcript.text.delta` per segment as the
     worker publishes it, then `transcript.text.done` with the whole text; or an `error`.
+    With `diarized` (diarized_json), a `transcript.text.segment` per segment with its speaker
+    comes before `done`: the speakers are known once the recording has been diarized.
 
     The deltas, joined, are the text (each after the first starts with a space). Like the
     waiting request, the stream is bounded by `seconds`, and a client that hangs up leaves
@@ -480,7 +506,12 @@ async def _deltas(
                     spoken = True
             status = JobStatus(seen.job.status)
             if status is JobStatus.COMPLETED:
-                yield _event("transcript.text.done", text=seen.text or "")
+                transcript = seen.transcript
+                if diarized and transcript is not None:
+                    for segment in diarized_segments(transcript):
+                        yield _event(**segment)
+                text = transcript.text.strip() if transcript is not None else ""
+                yield _event("transcript.text.done", text=text)
                 return
             if status is JobStatus.CANCELED:
                 yield _stream_error(409, "job_canceled", f"Job {job_id} was canceled.")
@@ -512,6 +543,24 @@ async def _failure(
     return openai_error(400 if code in _AUDIO_FAILURES else 500, code, message, stop)
 
 
+def diarized_segments(transcript: Transcript) -> list[dict[str, Any]]:
+    """The segments of OpenAI's diarized_json: id, start, end, text and speaker (its name
+    when it has one, else its label)."""
+    shown = {s["label"]: s.get("name") or s["label"] for s in transcript.speakers or ()}
+    return [
+        {
+            "type": "transcript.text.segment",
+            "id": f"seg_{segment.get('id', index)}",
+            "start": float(segment["start"]),
+            "end": float(segment["end"]),
+            "text": str(segment.get("text", "")).strip(),
+            "speaker": shown.get(segment.get("speaker"), segment.get("speaker") or "A"),
+        }
+        for index, segment in enumerate(transcript.segments)
+        if str(segment.get("text", "")).strip()
+    ]
+
+
 def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
     """The transcript in the asked format, in OpenAI's shapes."""
     fmt = asked.response_format
@@ -525,8 +574,16 @@ def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
         )  # fmt: skip
         return Response(body, media_type=media_type, headers=headers)
     usage = {"type": "duration", "seconds": math.ceil(transcript.duration_seconds)}
+    document: dict[str, Any]
+    if fmt == "diarized_json":
+        document = {
+            "task": "transcribe", "duration": transcript.duration_seconds,
+            "text": transcript.text.strip(), "segments": diarized_segments(transcript),
+            "usage": usage,
+        }  # fmt: skip
+        return JSONResponse(document, headers=headers)
     if fmt == "json":
-        document: dict[str, Any] = {"text": transcript.text.strip(), "usage": usage}
+        document = {"text": transcript.text.strip(), "usage": usage}
     else:
         body, _ = formats.render(
             "verbose_json", text=transcript.text, segments=segments,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api import idempotency, service
+from ingest_api import idempotency, known_speakers, service
 from ingest_api.limits import UploadLimits
 from ingest_api.schemas import JobAccepted, JobLinks, JobOptions
 from ingest_api.settings import IngestSettings
@@ -50,6 +50,7 @@ _UPLOAD_BODY = {
                             "job completes, fails or is canceled (docs/webhooks.md).",
                             "example": "https://example.com/hooks/voxflow",
                         },
+                        **known_speakers.SCHEMA,
                     },
                 },
                 # What the file part may hold: audio, or a video with an audio track.
@@ -128,10 +129,10 @@ async def _create_job(
             if upload.webhook_url
             else None
         )
-        same = idempotency.fingerprint(
-            upload.sha256, upload.filename, options.model_dump(mode="json", exclude_none=True),
-            webhook_url,
-        )  # fmt: skip
+        asked = options.model_dump(mode="json", exclude_none=True)
+        if known_speakers.sent(upload):  # the same names and clips make the same upload
+            asked["known_speakers"] = known_speakers.fingerprint(upload)
+        same = idempotency.fingerprint(upload.sha256, upload.filename, asked, webhook_url)
         if held is not None and held.kind == "done":
             idempotency.check_replay(held, same)
             return JSONResponse(
@@ -139,10 +140,21 @@ async def _create_job(
                 headers={**(held.headers or {}), "Idempotent-Replayed": "true"},
             )  # fmt: skip
         audio = await run_in_threadpool(service.check_audio, upload, settings)
-        job = await service.store_and_record(
-            session, tenant=tenant, upload=upload, options=options, audio=audio,
-            storage=runtime.storage, settings=settings, webhook_url=webhook_url,
-        )  # fmt: skip
+        if known_speakers.sent(upload) and not options.diarize:
+            raise ApiError(
+                422, "known_speakers_need_diarize",
+                "Known speakers name the speakers that diarization finds: set the option "
+                "`diarize` to true.",
+            )  # fmt: skip
+        known = await run_in_threadpool(known_speakers.read, upload, settings)
+        try:
+            job = await service.store_and_record(
+                session, tenant=tenant, upload=upload, options=options, audio=audio,
+                storage=runtime.storage, settings=settings, webhook_url=webhook_url,
+                known=known,
+            )  # fmt: skip
+        finally:
+            known_speakers.discard(known)
     finally:
         Path(upload.path).unlink(missing_ok=True)  # noqa: ASYNC240 (instant local unlink)
     accepted = _accepted(job, settings)

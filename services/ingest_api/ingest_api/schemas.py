@@ -44,6 +44,19 @@ class JobOptions(BaseModel):
         description="Someone watches the words as they come (the job's live stream): a long "
         "recording's first words are published sooner, at a small cost in throughput.",
     )
+    diarize: bool | None = Field(
+        default=None,
+        description="Find who spoke when: segments and words get speaker labels (A, B, ...).",
+    )
+    speakers: int | None = Field(
+        default=None, ge=1, le=32, description="With `diarize`: the exact number of speakers."
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=32, description="With `diarize`: at least this many speakers."
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=32, description="With `diarize`: at most this many speakers."
+    )
     initial_prompt: str | None = Field(
         default=None, max_length=1000, description="Context or vocabulary for the decoder."
     )
@@ -61,6 +74,13 @@ class JobOptions(BaseModel):
             raise ValueError("tasks must not repeat")
         if "custom" in self.tasks and not (self.instruction and self.instruction.strip()):
             raise ValueError("the custom task needs an instruction")
+        counts = (self.speakers, self.min_speakers, self.max_speakers)
+        if any(count is not None for count in counts) and not self.diarize:
+            raise ValueError("speakers, min_speakers and max_speakers need diarize")
+        if self.speakers is not None and (self.min_speakers or self.max_speakers):
+            raise ValueError("give either speakers or min_speakers/max_speakers")
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers is above max_speakers")
         return self
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
+from ingest_api import known_speakers
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import ParsedUpload
@@ -89,11 +92,13 @@ async def store_and_record(
     storage: Storage,
     settings: IngestSettings,
     webhook_url: str | None = None,
+    known: Sequence[known_speakers.KnownSpeaker] = (),
 ) -> Job:
-    """Store the audio, then record the job in the request's unit of work (flushed).
+    """Store the audio (and the known speakers' clips), then record the job in the request's
+    unit of work (flushed).
 
-    No stored audio without a job: a failure here removes the file at once, and a commit
-    that does not happen afterwards removes it at the unit of work's end.
+    No stored audio without a job: a failure here removes the files at once, and a commit
+    that does not happen afterwards removes them at the unit of work's end.
     """
     job_id = uuid.uuid4()
     key = source_key(tenant, job_id)
@@ -109,6 +114,12 @@ async def store_and_record(
         ) from exc
     job_options = options.model_dump(exclude_none=True)
     job_options.setdefault("model", settings.whisper_model)
+    try:
+        if known:
+            job_options["known_speakers"] = await known_speakers.store(storage, key, list(known))
+    except ApiError:
+        await run_in_threadpool(storage.delete, key)
+        raise
     bound = bind_job_id(job_id)  # the logs of recording it carry the job id
     try:
         job = await session.run_sync(
@@ -127,7 +138,8 @@ async def store_and_record(
             )
         )
     except BaseException as exc:
-        await run_in_threadpool(storage.delete, key)
+        for stored in _stored_keys(key, job_options):
+            await run_in_threadpool(storage.delete, stored)
         if isinstance(exc, OperationalError):
             log.warning("database unavailable while recording a job: %s", exc)
             raise ApiError(
@@ -139,5 +151,15 @@ async def store_and_record(
         raise
     finally:
         unbind_job_id(bound)
-    undo_unless_committed(session.sync_session, lambda: storage.delete(key))
+    keys = _stored_keys(key, job_options)
+
+    def undo() -> None:
+        for stored in keys:
+            storage.delete(stored)
+
+    undo_unless_committed(session.sync_session, undo)
     return job
+
+
+def _stored_keys(recording: str, job_options: dict[str, Any]) -> list[str]:
+    return [recording, *(s["key"] for s in job_options.get("known_speakers", []))]

@@ -46,12 +46,16 @@ class FormField:
 
 
 def job_fields(max_options_bytes: int) -> tuple[FormField, ...]:
-    """The job API's form fields besides `file`: `options` and `webhook_url`."""
+    """The job API's form fields besides `file`: `options`, `webhook_url` and the known
+    speakers' names and reference clips."""
     url_too_long = (422, "invalid_webhook_url",
                     f"The webhook URL is longer than {MAX_URL_LENGTH} characters.")  # fmt: skip
+    from ingest_api import known_speakers  # it imports FormField from here
+
     return (
         FormField("options", max_options_bytes),
         FormField("webhook_url", MAX_URL_LENGTH, too_large=url_too_long),
+        *known_speakers.FIELDS,
     )
 
 

@@ -370,5 +370,6 @@ async def delete_job(session: AsyncSession, storage: Storage, tenant: str, raw_i
     job is still listed and the delete can be repeated), with the storage call in a thread.
     """
     job = await session.run_sync(_stop_for_delete, tenant, raw_id)
-    await run_in_threadpool(storage.delete, job.source_key)
+    for key in job.audio_keys:
+        await run_in_threadpool(storage.delete, key)
     await session.run_sync(repository.delete_job, job.id)

@@ -35,6 +35,7 @@ class TranscriptionResult:
     model: str
     mode: str
     processing_seconds: float
+    speakers: list[dict[str, Any]] | None = None  # diarized: labels, names, talk time
 
 
 class ModelNotAllowedError(ValueError):

@@ -36,8 +36,8 @@ def batch_key(job: Job, model: str, options: DecodeOptions) -> tuple[Any, ...] |
     # is only safe when the language is forced or the model knows a single language.
     if options.language is None and not model.endswith(".en"):
         return None
-    if job.options.get("mode") == "sequential":
-        return None
+    if job.options.get("mode") == "sequential" or job.options.get("diarize"):
+        return None  # a diarized job is transcribed on its own, then diarized
     return (
         model,
         options.language,

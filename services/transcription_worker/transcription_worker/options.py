@@ -48,7 +48,9 @@ class DecodeOptions:
             language=job.get("language") or settings.whisper_language,
             vad_filter=_pick(job.get("vad_filter"), settings.whisper_vad_filter),
             vad_parameters=vad_parameters,
-            word_timestamps=_pick(job.get("word_timestamps"), settings.whisper_word_timestamps),
+            # Speakers change within a segment: the words' times say where to split it.
+            word_timestamps=bool(job.get("diarize"))
+            or _pick(job.get("word_timestamps"), settings.whisper_word_timestamps),
             initial_prompt=job.get("initial_prompt") or settings.whisper_initial_prompt,
             hotwords=job.get("hotwords") or settings.whisper_hotwords,
             temperatures=tuple(settings.whisper_temperatures),

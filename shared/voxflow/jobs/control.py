@@ -27,7 +27,8 @@ def delete_job(session: Session, storage: Storage, job: Job) -> None:
     The audio goes first: if the database step then fails, the job is still listed and the
     delete can be repeated; the opposite order could leave audio nobody can find.
     """
-    storage.delete(job.source_key)
+    for key in job.audio_keys:
+        storage.delete(key)
     repository.delete_job(session, job.id)
 
 
@@ -35,7 +36,8 @@ def expire_audio(session: Session, storage: Storage, older_than: timedelta, limi
     """Delete the audio of finished jobs older than the retention period; keep the rest."""
     jobs = repository.lock_expired_audio(session, older_than, limit)
     for job in jobs:
-        storage.delete(job.source_key)
+        for key in job.audio_keys:
+            storage.delete(key)
     repository.mark_audio_deleted(session, [job.id for job in jobs])
     for job in jobs:
         repository.add_event(

@@ -101,6 +101,13 @@ class Job(Base):
     # Called with a signed POST when the job finishes (voxflow.webhooks).
     webhook_url: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def audio_keys(self) -> list[str]:
+        """Every stored object of the job's audio: the recording, and the reference clips of
+        its known speakers. Deletion and retention remove them all."""
+        known = self.options.get("known_speakers") or []
+        return [self.source_key, *(str(speaker["key"]) for speaker in known)]
+
 
 class JobEvent(Base):
     """One entry of a job's timeline: every transition appends one."""

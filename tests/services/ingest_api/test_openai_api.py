@@ -88,7 +88,7 @@ def test_a_bad_key_is_the_sdks_authentication_error(ingest: TestClient) -> None:
     ("arguments", "code"),
     [
         ({"model": "gpt-4o-transcribe"}, "model_not_found"),
-        ({"model": "whisper-1", "response_format": "diarized_json"}, "invalid_response_format"),
+        ({"model": "whisper-1", "response_format": "tsv"}, "invalid_response_format"),
         (
             {"model": "whisper-1", "timestamp_granularities": ["word"]},
             "invalid_timestamp_granularities",
