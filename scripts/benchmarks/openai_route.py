@@ -131,21 +131,38 @@ def _sdk(running: RunningStack) -> openai.OpenAI:
     )  # fmt: skip
 
 
-def _streamed(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
-    """One `stream=true` request: seconds to the first delta and to `done`, and the text."""
+def _streamed(client: openai.OpenAI, running: RunningStack, recording: Recording) -> dict[str, Any]:
+    """One `stream=true` request: seconds to the first delta and to `done`, the text, and
+    when the worker started and finished transcribing (from the job's own times)."""
+    from datetime import datetime
+
     began = time.perf_counter()
     first = done = None
     text = ""
     with recording.path.open("rb") as audio:
-        for event in client.audio.transcriptions.create(model="whisper-1", file=audio,
-                                                        stream=True):  # fmt: skip
+        answer = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=audio, stream=True
+        )
+        accepted = time.perf_counter() - began  # the upload is stored and queued
+        for event in answer.parse():
             if event.type == "transcript.text.delta" and first is None:
                 first = time.perf_counter() - began
             elif event.type == "transcript.text.done":
                 done, text = time.perf_counter() - began, event.text
     if first is None or done is None:
         raise RuntimeError(f"{recording.name}: the stream ended without a delta or without done")
-    return {"first_delta_seconds": first, "done_seconds": done, "text": text}
+    job = running.client.job(answer.headers["X-Voxflow-Job-Id"])
+    created = datetime.fromisoformat(job["created_at"])
+
+    def since_created(field: str) -> float:
+        return (datetime.fromisoformat(job[field]) - created).total_seconds()
+
+    return {
+        "first_delta_seconds": first, "done_seconds": done, "text": text,
+        "accepted_seconds": accepted,
+        "worker_started_seconds": since_created("transcription_started_at"),
+        "transcribed_seconds": since_created("transcribed_at"),
+    }  # fmt: skip
 
 
 def _plain(client: openai.OpenAI, recording: Recording) -> dict[str, Any]:
@@ -164,13 +181,17 @@ def measure_streaming(running: RunningStack, recordings: list[Recording]) -> lis
     for index, recording in enumerate(recordings):
         progress.print(f"[dim]streaming: {recording.name} ({recording.duration:.0f} s)")
         if index % 2 == 0:
-            streamed, plain = _streamed(client, recording), _plain(client, recording)
+            streamed, plain = _streamed(client, running, recording), _plain(client, recording)
         else:
-            plain, streamed = _plain(client, recording), _streamed(client, recording)
+            plain, streamed = _plain(client, recording), _streamed(client, running, recording)
         rows.append({
             "recording": recording.name, "audio_seconds": recording.duration,
             "first_delta_seconds": streamed["first_delta_seconds"],
             "done_seconds": streamed["done_seconds"], "plain_seconds": plain["answer_seconds"],
+            "first_delta_of_done": streamed["first_delta_seconds"] / streamed["done_seconds"],
+            "accepted_seconds": streamed["accepted_seconds"],
+            "worker_started_seconds": streamed["worker_started_seconds"],
+            "transcribed_seconds": streamed["transcribed_seconds"],
             "first_delta_share": streamed["first_delta_seconds"] / plain["answer_seconds"],
             "stream_cost": streamed["done_seconds"] / plain["answer_seconds"],
             "wer": jiwer.wer(normalise(recording.text), normalise(streamed["text"])),
@@ -181,13 +202,16 @@ def measure_streaming(running: RunningStack, recordings: list[Recording]) -> lis
 
 def _streaming_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="stream=true on 5-minute recordings (seconds from the request's start)")
-    for column in ("recording", "first delta", "done", "plain answer", "first delta share",
-                   "stream cost", "WER", "same text"):  # fmt: skip
+    for column in ("recording", "accepted", "worker start", "first delta", "transcribed",
+                   "done", "plain answer", "first delta share", "of own done", "stream cost",
+                   "WER", "same text"):  # fmt: skip
         table.add_column(column, justify="left" if column == "recording" else "right")
     for r in rows:
         table.add_row(
-            r["recording"], f"{r['first_delta_seconds']:.1f}", f"{r['done_seconds']:.1f}",
-            f"{r['plain_seconds']:.1f}", f"{r['first_delta_share']:.0%}",
+            r["recording"], f"{r['accepted_seconds']:.1f}", f"{r['worker_started_seconds']:.1f}",
+            f"{r['first_delta_seconds']:.1f}", f"{r['transcribed_seconds']:.1f}",
+            f"{r['done_seconds']:.1f}", f"{r['plain_seconds']:.1f}",
+            f"{r['first_delta_share']:.0%}", f"{r['first_delta_of_done']:.0%}",
             f"{r['stream_cost']:.2f}x", f"{r['wer']:.3f}", "yes" if r["same_text"] else "no",
         )  # fmt: skip
     return table
@@ -196,7 +220,7 @@ def _streaming_table(rows: list[dict[str, Any]]) -> Table:
 def main(
     notes: Annotated[int, typer.Option(help="Voice notes per measurement.")] = 40,
     concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "4,16",
-    long: Annotated[int, typer.Option(help="5-minute recordings streamed (0: none).")] = 3,
+    long: Annotated[int, typer.Option(help="5-minute recordings streamed (0: none).")] = 4,
     output: Annotated[Path, typer.Option(help="Where to write the figures.")] = OUT,
 ) -> None:
     """Measure OpenAI's route against the job API on one stack, then its streaming."""
