@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai bench-ramp migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai bench-ramp bench-diarization migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -41,16 +41,16 @@ tools:  ## Install what the tests need beyond Python: promtool and prometheus; c
 
 # The benchmarks speak their corpus with espeak-ng and sox, and the load benchmark drives the
 # APIs with wrk (all from Debian), installed here when missing.
-BENCH_TOOLS := wrk espeak-ng sox soxi
+BENCH_TOOLS := wrk espeak-ng flite sox soxi
 bench-tools:
 	@missing=""; for tool in $(BENCH_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(SUDO) apt-get update -qq && \
-	    $(SUDO) apt-get install -y -qq --no-install-recommends wrk espeak-ng sox libsox-fmt-all >/dev/null; \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends wrk espeak-ng flite sox libsox-fmt-all >/dev/null; \
 	  fi; \
 	  for tool in $(BENCH_TOOLS); do \
-	    command -v $$tool >/dev/null || { echo "error: the benchmarks need $$tool (apt-get install wrk espeak-ng sox)"; exit 1; }; \
+	    command -v $$tool >/dev/null || { echo "error: the benchmarks need $$tool (apt-get install wrk espeak-ng flite sox)"; exit 1; }; \
 	  done; \
 	fi
 
@@ -88,6 +88,7 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 	$(UV) run python scripts/benchmarks/mates.py
 	$(UV) run python scripts/benchmarks/batches.py --hour
 	$(UV) run python scripts/benchmarks/ramp.py
+	$(UV) run python scripts/benchmarks/diarization.py
 	$(UV) run python scripts/benchmarks/router.py
 	$(MAKE) bench-load
 	$(UV) run python scripts/benchmarks/openai_route.py
@@ -95,6 +96,9 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 
 bench-ramp: install bench-tools  ## Live words: a long recording's first words with a small first batch, and its cost (~4 min)
 	$(UV) run python scripts/benchmarks/ramp.py
+
+bench-diarization: install bench-tools  ## Diarization: DER, speaker counts, speed next to transcription, one hour of audio (~6 min)
+	$(UV) run python scripts/benchmarks/diarization.py
 
 bench-openai: install bench-tools  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
 	$(UV) run python scripts/benchmarks/openai_route.py

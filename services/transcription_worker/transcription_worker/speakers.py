@@ -12,9 +12,16 @@ convention), and listed with their talk time.
 from __future__ import annotations
 
 import string
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from transcription_worker.diarization.base import DiarizerUnavailableError
+
+if TYPE_CHECKING:
+    from transcription_worker.diarization import Diarizer
+    from transcription_worker.settings import DiarizationSettings
 
 
 class TurnLike(Protocol):
@@ -121,3 +128,32 @@ def attribute(
         for index, text in labels.items()
     ]
     return Attributed(attributed, speakers, labels)
+
+
+_diarizers: dict[tuple[str, str], Diarizer] = {}
+_lock = threading.Lock()
+
+
+def diarizer(settings: DiarizationSettings) -> Diarizer:
+    """The configured diarization backend, built once per process (models load lazily)."""
+    key = (settings.diarization_backend, str(settings.pyannote_model_dir))
+    with _lock:
+        if key not in _diarizers:
+            _diarizers[key] = _build(settings)
+        return _diarizers[key]
+
+
+def _build(settings: DiarizationSettings) -> Diarizer:
+    if settings.diarization_backend == "offline":
+        from transcription_worker.diarization.offline import OfflineDiarizer, OfflineOptions
+
+        return OfflineDiarizer(OfflineOptions(max_speakers=settings.diarization_max_speakers))
+    if settings.pyannote_model_dir is None:
+        raise DiarizerUnavailableError(
+            "VOXFLOW_DIARIZATION_BACKEND is pyannote but VOXFLOW_PYANNOTE_MODEL_DIR is not set."
+        )
+    try:
+        from transcription_worker.diarization.pyannote_backend import PyannoteDiarizer
+    except ImportError as exc:
+        raise DiarizerUnavailableError(str(exc)) from exc
+    return PyannoteDiarizer(settings.pyannote_model_dir)

@@ -12,8 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from transcription_worker import microbatch
+import numpy as np
+
+from transcription_worker import microbatch, speakers
 from transcription_worker.decode import DecodeError, decode_to_file
+from transcription_worker.diarization.base import DiarizerUnavailableError, name_speakers
 from transcription_worker.engine import ModelNotAllowedError, TranscriptionResult, WhisperEngine
 from transcription_worker.options import DecodeOptions
 from transcription_worker.settings import TranscriptionWorkerSettings
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 # Decoding runs hundreds of times faster than real time; these bounds only catch a hang.
 DECODE_TIMEOUT_BASE = 30.0
 DECODE_TIMEOUT_FACTOR = 0.1
+REFERENCE_SECONDS = 30.0  # a known speaker's clip lasts at most this (checked at upload)
 
 
 def transcribe_job(
@@ -102,6 +106,9 @@ def _run_single(
                 audio, model_name=model_name, options=options, on_segment=on_segment,
                 on_decoded=lambda segment: heartbeat.publish(segment["id"], segment),
             )  # fmt: skip
+            if job.options.get("diarize"):
+                heartbeat.check()
+                result = _with_speakers(runtime, config, job, audio, result)
     except ModelNotAllowedError as exc:
         raise PermanentJobError(str(exc), "model_not_allowed") from exc
     heartbeat.check()
@@ -195,6 +202,44 @@ def _own_trace(job: Job, leader: Job) -> Iterator[None]:
         yield
 
 
+def _with_speakers(
+    runtime: WorkerRuntime,
+    config: TranscriptionWorkerSettings,
+    job: Job,
+    audio: Any,
+    result: TranscriptionResult,
+) -> TranscriptionResult:
+    """The transcript with its speakers: who spoke when (the job asked for `diarize`), laid
+    over the segments, and the known speakers' names given to the voices that match."""
+    asked = job.options
+    started = time.perf_counter()
+    try:
+        backend = speakers.diarizer(config)
+        found = backend.diarize(
+            np.asarray(audio, dtype=np.float32), speakers=asked.get("speakers"),
+            min_speakers=asked.get("min_speakers"), max_speakers=asked.get("max_speakers"),
+        )  # fmt: skip
+        known = {}
+        for entry in asked.get("known_speakers") or []:
+            with _decoded_key(runtime, str(entry["key"]), REFERENCE_SECONDS) as clip:
+                known[str(entry["name"])] = backend.voice_print(np.asarray(clip, np.float32))
+    except DiarizerUnavailableError as exc:
+        raise PermanentJobError(
+            f"Diarization is unavailable on this worker: {exc}", "diarization_unavailable"
+        ) from exc
+    names = name_speakers(found, known, config.known_speaker_threshold)
+    attributed = speakers.attribute(result.segments, found.turns, names)
+    elapsed = time.perf_counter() - started
+    log.info("job %s diarized: %d speaker(s), %d named, in %.2fs",
+             job.id, len(attributed.speakers), len(names), elapsed)  # fmt: skip
+    return dataclasses.replace(
+        result,
+        segments=attributed.segments,
+        speakers=attributed.speakers,
+        processing_seconds=result.processing_seconds + elapsed,
+    )
+
+
 @contextmanager
 def _decoded(runtime: WorkerRuntime, job: Job) -> Iterator[Any]:
     """The job's audio as 16 kHz float32 samples, decoded in a child process.
@@ -203,12 +248,19 @@ def _decoded(runtime: WorkerRuntime, job: Job) -> Iterator[Any]:
     Celery would redeliver until the attempt cap), and the samples are a read-only memory
     map of a scratch file rather than another copy in the worker's memory.
     """
+    with _decoded_key(runtime, job.source_key, job.duration_seconds) as samples:
+        yield samples
+
+
+@contextmanager
+def _decoded_key(runtime: WorkerRuntime, key: str, duration: float) -> Iterator[Any]:
+    """A stored recording (about `duration` seconds) decoded as `_decoded` does."""
     with tempfile.TemporaryDirectory(prefix="voxflow-pcm-") as scratch:
         try:
-            with runtime.storage.local_copy(job.source_key) as path:
+            with runtime.storage.local_copy(key) as path:
                 decoded = decode_to_file(
                     path, Path(scratch) / "audio.f32",
-                    timeout=DECODE_TIMEOUT_BASE + job.duration_seconds * DECODE_TIMEOUT_FACTOR,
+                    timeout=DECODE_TIMEOUT_BASE + duration * DECODE_TIMEOUT_FACTOR,
                 )  # fmt: skip
         except FileNotFoundError as exc:
             raise PermanentJobError(
@@ -237,6 +289,7 @@ def _finish(
         duration_seconds=result.duration_seconds,
         text=result.text,
         segments=result.segments,
+        speakers=result.speakers,
         model=result.model,
         decode_options={**dataclasses.asdict(options), "mode": result.mode},
         processing_seconds=result.processing_seconds,

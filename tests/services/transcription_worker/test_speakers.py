@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from transcription_worker.speakers import attribute, label
 
@@ -77,3 +81,22 @@ def test_no_turns_leaves_the_segments_unlabelled() -> None:
     out = attribute(segments, [])
     assert "speaker" not in out.segments[0]
     assert out.speakers == []
+
+
+def test_a_worker_that_cannot_diarize_fails_the_job_with_a_clear_code(tmp_path: Path) -> None:
+    import numpy as np
+
+    from transcription_worker import stage
+    from transcription_worker.engine import TranscriptionResult
+    from transcription_worker.settings import TranscriptionWorkerSettings
+    from voxflow.jobs.errors import PermanentJobError
+    from voxflow.jobs.models import Job
+
+    config = TranscriptionWorkerSettings(diarization_backend="pyannote",
+                                         pyannote_model_dir=tmp_path)  # fmt: skip
+    job = Job(id=uuid.uuid4(), options={"diarize": True})
+    result = TranscriptionResult("en", 1.0, 1.0, "Hi.", [], "tiny.en", "sequential", 0.1)
+    with pytest.raises(PermanentJobError) as failed:
+        stage._with_speakers(None, config, job, np.zeros(16_000, np.float32), result)  # type: ignore[arg-type]
+    assert failed.value.code == "diarization_unavailable"
+    assert "pyannote.audio>=4" in failed.value.message
