@@ -1,29 +1,30 @@
-"""The `voxflow` command: run the stack, manage keys, submit recordings."""
+"""The `voxflow` command: run the stack, manage keys, submit recordings, read their results."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from voxflow.cli.client import ApiCallError, VoxflowClient
-from voxflow.cli.stack import Stack, read_stack_info
+from voxflow.cli import jobs, search, submit
+from voxflow.cli.client import VoxflowClient
+from voxflow.cli.common import console, err
 from voxflow.settings import StorageSettings
 
-app = typer.Typer(help="Voxflow: audio to transcripts and notes.", no_args_is_help=True)
+app = typer.Typer(
+    help="Voxflow: audio to transcripts and notes.\n\n"
+    "The API commands read the key from VOXFLOW_API_KEY and the APIs' addresses from "
+    "VOXFLOW_INGEST_URL and VOXFLOW_STATUS_URL (default: a local `voxflow run`). They exit "
+    "1 when the API refuses or a job fails, and 2 on a usage error such as a missing key.",
+    no_args_is_help=True,
+)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 DEFAULT_DATA_DIR = StorageSettings().data_dir
-console = Console()
-err = Console(stderr=True)
 
 DataDir = Annotated[
     Path, typer.Option(envvar="VOXFLOW_DATA_DIR", help="Data directory of the embedded stack.")
@@ -34,6 +35,8 @@ def _database_url(data_dir: Path) -> str:
     url = os.environ.get("VOXFLOW_DATABASE_URL")
     if url:
         return url
+    from voxflow.cli.stack import read_stack_info
+
     info = read_stack_info(data_dir)
     if info is None:
         err.print("[red]No database: set VOXFLOW_DATABASE_URL or start `voxflow run` first.")
@@ -41,7 +44,6 @@ def _database_url(data_dir: Path) -> str:
     return info.database_url
 
 
-@app.command()
 def migrate(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Apply database migrations."""
     from voxflow.migrate import upgrade
@@ -83,7 +85,6 @@ def keys_revoke(
     console.print(f"revoked {count} key(s)")
 
 
-@app.command()
 def run(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     host: str = "127.0.0.1",
@@ -94,6 +95,8 @@ def run(
     ] = 9100,
 ) -> None:
     """Run PostgreSQL, Redis and all four services in the foreground (Ctrl-C stops)."""
+    from voxflow.cli.stack import Stack
+
     stack = Stack(
         data_dir=data_dir, host=host, ingest_port=ingest_port, status_port=status_port,
         metrics_port_base=metrics_port_base,
@@ -115,92 +118,11 @@ def run(
         stack.stop()
 
 
-@app.command()
 def sweeper() -> None:
     """Run the sweeper loop (re-enqueues jobs whose message or worker vanished)."""
     from voxflow.sweeper import run_forever
 
     run_forever()
-
-
-def _options(
-    tasks: list[str] | None, language: str | None, instruction: str | None, live: bool = False
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"tasks": tasks or []}
-    if live:  # someone watches: the worker publishes a long recording's first words sooner
-        options["live"] = True
-    if language:
-        options["language"] = language
-    if instruction:
-        options["instruction"] = instruction
-    return options
-
-
-def _follow(client: VoxflowClient, job_id: str) -> dict[str, Any]:
-    """Watch the job's live stream: a progress bar, and the words as they are transcribed
-    (both on stderr: stdout keeps only the transcript and the notes)."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as progress:
-        bar = progress.add_task("queued", total=100)
-        for event in client.watch(job_id):
-            data = json.loads(event.data)
-            if event.event == "progress":
-                progress.update(bar, completed=data["progress"], description=data["status"])
-            elif event.event == "state":
-                done = 100 if data["to"] == "completed" else None
-                progress.update(bar, description=data["to"], completed=done)
-            elif event.event == "segment":
-                minutes, seconds = divmod(int(data["start"]), 60)
-                progress.console.print(
-                    f"[dim]{minutes:02d}:{seconds:02d}[/] {data['text'].strip()}"
-                )
-    return client.job(job_id)
-
-
-def _print_outcome(client: VoxflowClient, job: dict[str, Any]) -> None:
-    if job["status"] != "completed":
-        error = job.get("error") or {}
-        err.print(f"[red]job {job['status']}: {error.get('code')}: {error.get('message')}")
-        raise typer.Exit(1)
-    console.print(Panel(client.transcript(job["id"], "txt").strip(), title="Transcript"))
-    for result in client.results(job["id"])["results"]:
-        title = f"{result['task']} ({result['provider']} / {result['model']})"
-        console.print(Panel(result["output"].strip(), title=title))
-
-
-@app.command()
-def submit(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Recording.")],
-    task: Annotated[
-        list[str] | None, typer.Option("--task", "-t", help="summary, diary, action_items, custom")
-    ] = None,
-    language: Annotated[str | None, typer.Option(help="Force the spoken language.")] = None,
-    instruction: Annotated[str | None, typer.Option(help="Instruction for `custom`.")] = None,
-    webhook_url: Annotated[
-        str | None, typer.Option(help="URL to POST to when the job finishes (docs/webhooks.md).")
-    ] = None,
-    wait: Annotated[bool, typer.Option(help="Wait and print the results.")] = False,
-    api_key: Annotated[str, typer.Option(envvar="VOXFLOW_API_KEY", help="API key.")] = "",
-    ingest_url: Annotated[str, typer.Option(envvar="VOXFLOW_INGEST_URL")] = "http://127.0.0.1:8000",
-    status_url: Annotated[str, typer.Option(envvar="VOXFLOW_STATUS_URL")] = "http://127.0.0.1:8001",
-) -> None:
-    """Upload a recording; with --wait, show progress and print transcript and notes."""
-    client = VoxflowClient(ingest_url, status_url, api_key)
-    try:
-        accepted = client.submit(
-            file, _options(task, language, instruction, live=wait), webhook_url
-        )
-        console.print(f"job [bold]{accepted['id']}[/] queued ({accepted['duration_seconds']:.1f}s)")
-        if wait:
-            _print_outcome(client, _follow(client, str(accepted["id"])))
-    except ApiCallError as exc:
-        err.print(f"[red]{exc}")
-        raise typer.Exit(1) from exc
 
 
 def _free_port() -> int:
@@ -210,7 +132,6 @@ def _free_port() -> int:
         return port
 
 
-@app.command()
 def demo(
     sample: Annotated[Path, typer.Argument(exists=True, dir_okay=False)] = Path(
         "samples/voice_note.ogg"
@@ -219,6 +140,7 @@ def demo(
 ) -> None:
     """Start the embedded stack, submit a sample, print transcript and notes, stop."""
     from voxflow.apikeys import issue_key
+    from voxflow.cli.stack import Stack
     from voxflow.db import make_engine, make_sessionmaker, session_scope
 
     started = time.perf_counter()
@@ -242,18 +164,33 @@ def demo(
             f"{data_dir / 'logs'}); uploading {sample}"
         )
         uploaded = time.perf_counter()
-        accepted = client.submit(
-            sample, {"tasks": ["summary", "diary", "action_items"], "live": True}
-        )
-        job = _follow(client, str(accepted["id"]))
+        options = submit.job_options(["summary", "diary", "action_items"], live=True)
+        accepted = client.submit(sample, options)
+        job = submit.follow(client, str(accepted["id"]))
         upload_to_done = time.perf_counter() - uploaded
-        _print_outcome(client, job)
+        submit.print_outcome(client, job)
         console.print(
             f"upload to completed: {upload_to_done:.2f}s for {accepted['duration_seconds']:.1f}s "
             f"of audio; demo total so far {time.perf_counter() - started:.1f}s"
         )
     finally:
         stack.stop()
+
+
+# Help lists commands in this order: the daily ones first, then running the platform.
+app.command(name="submit")(submit.submit)
+app.command(name="jobs")(jobs.jobs)
+app.command(name="show")(jobs.show)
+app.command(name="transcript")(jobs.transcript)
+app.command(name="notes")(jobs.notes)
+app.command(name="search")(search.search)
+app.command(name="cancel")(jobs.cancel)
+app.command(name="delete")(jobs.delete)
+app.command(name="run")(run)
+app.command(name="demo")(demo)
+app.add_typer(keys_app, name="keys")
+app.command(name="migrate")(migrate)
+app.command(name="sweeper")(sweeper)
 
 
 def main() -> None:
