@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-openai bench-ramp bench-diarization migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-search bench-openai bench-ramp bench-diarization bench-console migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -20,11 +20,13 @@ $(UV):
 
 install: .venv/.installed  ## Create .venv with every service and the dev tools
 
-# The infra tests run promtool and prometheus (Debian's `prometheus` package). Installed here
-# when missing and apt-get is available (as root, or through passwordless sudo); otherwise the
-# tests say what is missing (a failure under CI=true, a skip elsewhere).
+# The infra tests run promtool and prometheus (Debian's `prometheus` package), the web console's
+# browser tests Debian's `chromium` (Playwright drives it; it never downloads a browser).
+# Installed here when missing and apt-get is available (as root, or through passwordless sudo);
+# otherwise the tests say what is missing (a failure under CI=true, a skip elsewhere).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
-tools:  ## Install what the tests need beyond Python: promtool and prometheus; check kubectl
+CHROMIUM := /usr/bin/chromium
+tools:  ## Install what the tests need beyond Python: promtool, prometheus and chromium; check kubectl
 	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(SUDO) apt-get update -qq && \
@@ -32,6 +34,15 @@ tools:  ## Install what the tests need beyond Python: promtool and prometheus; c
 	    echo "warning: could not install Debian's prometheus package; the infra tests need it"; \
 	  else \
 	    echo "warning: promtool/prometheus not found; install Prometheus for the infra tests"; \
+	  fi; \
+	fi
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
+	    echo "warning: could not install Debian's chromium package; the console tests need it"; \
+	  else \
+	    echo "warning: $(CHROMIUM) not found; install Chromium there for the console tests"; \
 	  fi; \
 	fi
 	@# tests/deploy renders k8s/ with kubectl's built-in kustomize (v5: kubectl 1.27 or newer);
@@ -90,7 +101,9 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 	$(UV) run python scripts/benchmarks/ramp.py
 	$(UV) run python scripts/benchmarks/diarization.py
 	$(UV) run python scripts/benchmarks/router.py
+	$(MAKE) bench-console
 	$(MAKE) bench-load
+	$(MAKE) bench-search
 	$(UV) run python scripts/benchmarks/openai_route.py
 	$(UV) run python scripts/benchmarks/throughput.py
 
@@ -103,9 +116,16 @@ bench-diarization: install bench-tools  ## Diarization: DER, speaker counts, spe
 bench-openai: install bench-tools  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
 	$(UV) run python scripts/benchmarks/openai_route.py
 
+bench-console: install tools  ## The web console's first load in headless Chromium: bytes and time to interactive (~1 min)
+	$(UV) run python scripts/benchmarks/console.py
+
 bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads at 16/64/256 connections vs LOAD_BASELINE, then a 100,000-request soak (~12 min)
 	mkdir -p .voxflow/bench
 	$(UV) run python scripts/benchmarks/load.py --baseline $(LOAD_BASELINE) --soak 100000 --output .voxflow/bench/load.json
+
+bench-search: install bench-tools  ## Transcript search: 10,000 transcripts, each kind of query alone and the mix at 1/4/16 connections (~2 min)
+	mkdir -p .voxflow/bench
+	$(UV) run python scripts/benchmarks/search.py --output .voxflow/bench/search.json
 
 bench-quick: install bench-tools  ## Throughput benchmark on a small corpus (a few minutes)
 	$(UV) run python scripts/benchmarks/throughput.py --quick

@@ -335,6 +335,11 @@ class ApiSettings(BaseSettings):
         default="http://127.0.0.1:8001",
         description="Base URL of the status API, used in `Location` headers and links.",
     )
+    public_ingest_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of the ingestion API as a browser reaches it: the web console "
+        "(served by the status API) uploads there.",
+    )
 
 
 class AuthSettings(BaseSettings):

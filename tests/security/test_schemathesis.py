@@ -101,6 +101,15 @@ ACCEPTABLE_REFUSALS: dict[str, dict[int, set[str]]] = {
         504: {"transcription_pending"},
     },
     "DELETE /v1/jobs/{job_id}": JOB_GONE,
+    "GET /v1/queue": {},  # the console's queue view: counts, never a refusal
+    # The fuzzing tenant's jobs have no stored audio (the ingestion API is not used for them).
+    "GET /v1/jobs/{job_id}/audio": {**JOB_GONE, 410: {"audio_deleted"}},
+    # Blank queries, NUL characters and queries that only exclude words are refused by
+    # rule; a cursor must be one this API issued.
+    "GET /v1/search": {
+        400: {"invalid_cursor"},
+        422: {"empty_query", "invalid_query", "query_without_terms"},
+    },
 }
 
 

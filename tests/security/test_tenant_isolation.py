@@ -50,6 +50,11 @@ PUBLIC: set[Endpoint] = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    # The web console's page, files and config: static, no tenant's data (its key stays in
+    # the browser, and every call it makes is one of the API routes below).
+    ("GET", "/"),
+    ("GET", "/console/config.json"),
+    ("GET", "/console/{name}"),
 }
 
 
@@ -298,11 +303,43 @@ def _openai_transcription(world: World) -> None:
     assert world.job(uuid.UUID(own.headers["X-Voxflow-Job-Id"])).tenant == world.a_tenant
 
 
+def _search(world: World) -> None:
+    """Search finds A's transcripts for A only: B, whose transcript says the same words,
+    finds its own, and A's cursor shows B nothing of A's."""
+    b_job = _upload(world.ingest, world.b)
+    JobMaker(world.sessions, world.b_tenant).transcribe(b_job)
+    query: dict[str, str | int] = {"q": "kenobi or there", "limit": 1}
+    own = world.status.get("/v1/search", headers=world.a, params=query).json()
+    assert [hit["job_id"] for hit in own["items"]] == [str(world.done)]
+    assert own["next_cursor"] is not None
+    a_ids = {str(world.done), str(world.queued)}
+    cases: list[dict[str, str | int]] = [
+        query,
+        {"q": "kenobi"},
+        {**query, "cursor": own["next_cursor"]},
+    ]
+    for params in cases:
+        page = world.status.get("/v1/search", headers=world.b, params=params)
+        assert page.status_code == 200, page.text
+        assert {hit["job_id"] for hit in page.json()["items"]} <= {str(b_job)}
+        assert not a_ids & set(page.text.split('"'))
+
+
 def _models(world: World) -> None:
     """Models hold no tenant's data: every tenant sees the same list."""
     seen = [world.ingest.get("/v1/models", headers=h).json() for h in (world.a, world.b)]
     assert seen[0] == seen[1]
     assert world.ingest.get("/v1/models/whisper-1", headers=world.b).status_code == 200
+
+
+def _queue(world: World) -> None:
+    """The queue view counts the key's tenant's jobs only: B sees none of A's."""
+    own = world.status.get("/v1/queue", headers=world.a).json()
+    assert {s["stage"]: s["waiting"] for s in own["stages"]} == {"transcription": 1, "notes": 0}
+    theirs = world.status.get("/v1/queue", headers=world.b)
+    assert theirs.status_code == 200, theirs.text
+    assert all(s["waiting"] == s["running"] == s["workers_seen"] == 0
+               for s in theirs.json()["stages"])  # fmt: skip
 
 
 ISOLATION: dict[Endpoint, Callable[[World], None]] = {
@@ -317,9 +354,12 @@ ISOLATION: dict[Endpoint, Callable[[World], None]] = {
     ("GET", "/v1/jobs/{job_id}/results"): _read_case("/v1/jobs/{job_id}/results"),
     ("GET", "/v1/jobs/{job_id}/webhooks"): _read_case("/v1/jobs/{job_id}/webhooks"),
     ("GET", "/v1/jobs/{job_id}/stream"): _read_case("/v1/jobs/{job_id}/stream"),
+    ("GET", "/v1/jobs/{job_id}/audio"): _read_case("/v1/jobs/{job_id}/audio"),
+    ("GET", "/v1/search"): _search,
     ("POST", "/v1/jobs/{job_id}/cancel"): _cancel,
     ("PATCH", "/v1/jobs/{job_id}/speakers"): _rename,
     ("DELETE", "/v1/jobs/{job_id}"): _delete,
+    ("GET", "/v1/queue"): _queue,
 }
 
 ALL_ENDPOINTS = sorted(INGEST_ENDPOINTS | STATUS_ENDPOINTS)
@@ -348,6 +388,8 @@ def _request(world: World, endpoint: Endpoint, headers: dict[str, Any]) -> Any:
         return client.post(url, headers=headers, files=files)
     if endpoint == ("POST", "/v1/audio/transcriptions"):
         return _transcribe(world, headers)
+    if endpoint == ("GET", "/v1/search"):
+        return client.get(url, headers=headers, params={"q": "kenobi"})
     if endpoint == ("PATCH", "/v1/jobs/{job_id}/speakers"):  # the finished job's speakers
         return client.patch(path.format(job_id=world.done), headers=headers, json=RENAME)
     return client.request(method, url, headers=headers)
@@ -410,8 +452,10 @@ def _count_jobs(world: World) -> int:
 @pytest.mark.parametrize("endpoint", sorted(PUBLIC), ids=" ".join)
 def test_public_endpoints_need_no_key(endpoint: Endpoint, world: World) -> None:
     method, path = endpoint
-    for client in (world.ingest, world.status):
-        response = client.request(method, path)
+    # Each app that serves it (the console is the status API's only), a file for a name.
+    apps = [(world.ingest, INGEST_ENDPOINTS), (world.status, STATUS_ENDPOINTS)]
+    for client in (client for client, served in apps if endpoint in served):
+        response = client.request(method, path.replace("{name}", "main.js"))
         assert response.status_code == 200, f"{path}: {response.text}"
         # A public page never carries a tenant's job.
         assert str(world.queued) not in response.text

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest_api import openai_api
 from ingest_api.limits import UploadLimits
@@ -21,6 +23,34 @@ from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
 from voxflow.web.observability import install_observability
 from voxflow.web.runtime import Runtime, settle_heap
+
+
+class ConsoleCors:
+    """CORS for the web console's origins (`IngestSettings.cors_origins`): the console is
+    served by the status API, another origin, and uploads here with a bearer key. The origins
+    are read from the settings the lifespan loaded, so the app is still built without them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer preflights and mark answers for allowed origins; pass anything else on."""
+        settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+        if scope["type"] != "http" or settings is None:
+            await self.app(scope, receive, send)
+            return
+        if self.cors is None:
+            self.cors = CORSMiddleware(
+                self.app,
+                allow_origins=settings.cors_origins(),
+                allow_methods=["GET", "POST"],
+                # No cookies: the key travels in Authorization, which a page must ask to send.
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
+                max_age=600,
+            )
+        await self.cors(scope, receive, send)
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -64,6 +94,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_observability(app, "ingest_api")
+    app.add_middleware(ConsoleCors)
     app.include_router(health_router)
     app.include_router(router)
     app.include_router(openai_api.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field
 
 from voxflow.queue.celery_app import QueueSettings
@@ -55,3 +57,16 @@ class IngestSettings(
         description="How long `POST /v1/audio/transcriptions` waits for its job. Past it the "
         "answer is a 504 naming the job, which goes on (docs/openai.md).",
     )
+    console_origins: list[str] | None = Field(
+        default=None,
+        description="Origins (scheme://host:port) whose pages may call this API from a browser "
+        "(CORS): the web console's, served by the status API (JSON list). Unset: the origin of "
+        "VOXFLOW_PUBLIC_STATUS_URL. `[]`: no browser origin.",
+    )
+
+    def cors_origins(self) -> list[str]:
+        """The browser origins allowed to call this API (the console's, by default)."""
+        if self.console_origins is not None:
+            return [origin.rstrip("/") for origin in self.console_origins]
+        parts = urlsplit(self.public_status_url)
+        return [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []

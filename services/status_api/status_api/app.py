@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from status_api import routes
+from status_api import console, routes, search_routes
 from status_api.renders import RenderedTranscripts
 from status_api.settings import StatusSettings
 from voxflow.logs import configure_logging
@@ -51,6 +51,8 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
     install_observability(app, "status_api")
     app.include_router(health_router)
     app.include_router(routes.router)
+    app.include_router(search_routes.router)
+    app.include_router(console.router)  # the web console at /, and the queue view it shows
     return app
 
 

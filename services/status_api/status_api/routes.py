@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from status_api import service, stream
+from status_api import audio, service, stream
 from status_api.renders import RenderedTranscripts
 from status_api.schemas import (
     MAX_LINE_CHARS,
@@ -150,6 +150,39 @@ async def get_transcript(
     if fmt not in {"json", "verbose_json"}:
         headers["Content-Disposition"] = f'inline; filename="{rendered.filename}"'
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+_AUDIO_CONTENT: dict[str, dict[str, object]] = {
+    "audio/*": {"schema": {"type": "string", "format": "binary"}},
+    "video/*": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+@router.get(
+    "/{job_id}/audio",
+    summary="Download or play a job's recording",
+    response_class=Response,
+    responses={
+        200: {"description": "The recording, as uploaded.", "content": _AUDIO_CONTENT},
+        206: {"description": "The byte range asked for with `Range`.", "content": _AUDIO_CONTENT},
+        307: {"description": "S3 storage: the recording is at the presigned URL in `Location`."},
+        416: {"description": "The `Range` lies beyond the end; `Content-Range` gives the size."},
+        **error_responses(401, 404, 410, 503),
+    },
+)
+async def get_audio(
+    job_id: str, tenant: Tenant, session: DbSession, request: Request, settings: Settings
+) -> Response:
+    """The uploaded recording, for a player: with local storage the file itself (`Range`
+    and `If-Range` give parts of it; `HEAD` gives its size), with S3 storage a redirect to a
+    URL valid for `VOXFLOW_AUDIO_URL_SECONDS`. 410 once retention deleted the audio."""
+    storage = get_runtime(request).storage
+    return await audio.serve(session, storage, tenant, job_id, settings.audio_url_seconds)
+
+
+# HEAD mirrors GET (FastAPI routes answer only the methods they name); GET documents both.
+router.add_api_route("/{job_id}/audio", get_audio, methods=["HEAD"], include_in_schema=False)
 
 
 # One server-sent event; `data` is JSON text (docs/streaming.md).

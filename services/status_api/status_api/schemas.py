@@ -181,3 +181,35 @@ class SpeakerNames(BaseModel):
     names: dict[str, SpeakerName | None] = Field(
         min_length=1, max_length=100, examples=[{"A": "Ada Lovelace", "B": "Charles Babbage"}]
     )
+
+
+class SearchHit(BaseModel):
+    """A transcript segment matching a search query."""
+
+    job_id: uuid.UUID
+    filename: str | None = Field(description="Name of the job's uploaded file, if it had one.")
+    segment_id: int = Field(description="The segment's `id` in the job's transcript.")
+    start: float = Field(description="Where the segment starts in the recording, in seconds.")
+    end: float = Field(description="Where it ends, in seconds.")
+    text: str = Field(description="The segment's text, as transcribed (not escaped).")
+    snippet: str = Field(
+        description="The text as HTML, safe to insert: escaped, with the query's words "
+        "between `<mark>` and `</mark>`: the whole text, or for a long segment the 35 words "
+        "around its best match."
+    )
+    rank: float = Field(
+        description="Relevance (`ts_rank_cd`): more of the query's words, closer together, "
+        "rank higher."
+    )
+    speaker: str | None = Field(description="The segment's speaker label, if diarized.")
+    speaker_name: str | None = Field(description="The name that speaker was given, if any.")
+
+
+class SearchPage(BaseModel):
+    """One page of search results: the newest recordings first, each one's best hits first."""
+
+    items: list[SearchHit]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end. A page may hold "
+        "fewer than `limit` hits, even none, and still have one (docs/search.md)."
+    )

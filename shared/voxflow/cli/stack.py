@@ -48,6 +48,13 @@ class StackInfo:
     metrics_urls: dict[str, str] = field(default_factory=dict)
 
 
+def _console_origins(host: str, port: int) -> list[str]:
+    """Where a browser may open the console: the status API's address, and on loopback both
+    names of this machine (a page at localhost is another origin than one at 127.0.0.1)."""
+    names = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else [host]
+    return [f"http://{name}:{port}" for name in names]
+
+
 def read_stack_info(data_dir: Path) -> StackInfo | None:
     """The running stack's addresses, if `voxflow run` is up in this data directory."""
     path = data_dir / STATE_FILE
@@ -117,6 +124,9 @@ class Stack:
             "VOXFLOW_REDIS_URL": redis_url,
             "VOXFLOW_DATA_DIR": str(self.data_dir.resolve()),
             "VOXFLOW_PUBLIC_STATUS_URL": status_url,
+            # The web console (served by the status API) uploads to the ingestion API.
+            "VOXFLOW_PUBLIC_INGEST_URL": ingest_url,
+            "VOXFLOW_CONSOLE_ORIGINS": json.dumps(_console_origins(self.host, self.status_port)),
         }
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voxflow.db import Base
@@ -37,6 +38,12 @@ _TERMINAL = ", ".join(f"'{value}'" for value in TERMINAL_VALUES)
 # of the query that counts them (literal values, so the planner matches the two even for a
 # prepared statement's generic plan).
 UNFINISHED = f"status NOT IN ({_TERMINAL})"
+# The text search configuration of transcript search (voxflow.jobs.search, docs/search.md):
+# `simple` lowercases words and does nothing else, so it treats every language alike (and
+# search relies on it: a lexeme is a lowercased piece of the text).
+SEARCH_CONFIG = "simple"
+# The words of a transcript without their positions: what the search index holds.
+SEARCH_VECTOR = f"strip(to_tsvector('{SEARCH_CONFIG}'::regconfig, text))"
 
 
 def _now() -> Any:
@@ -129,6 +136,17 @@ class Transcript(Base):
     """The one transcript of a job."""
 
     __tablename__ = "transcripts"
+    __table_args__ = (
+        # Transcript search finds a tenant's transcripts holding the query's words here.
+        # Without fastupdate each transcript is indexed as it is stored (about 1 ms, once),
+        # rather than queued in a pending list that every search would read through.
+        Index(
+            "ix_transcripts_search",
+            "search_vector",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ),
+    )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
@@ -145,6 +163,11 @@ class Transcript(Base):
     # A diarized transcript's speakers, by first appearance: {"label", "name", "talk_seconds"}
     # (segments and words carry the label; a rename changes only `name`). None: undiarized.
     speakers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # The transcript's words, computed by PostgreSQL from `text` (never written, never loaded
+    # with the transcript): stored, so that checking a transcript does not parse its text again.
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True
+    )
 
 
 class TranscriptSegment(Base):
