@@ -8,11 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
+from llm_worker.router.cache import PREFIX as CACHE_PREFIX
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import submit, wait_done
 from tests.llm_vendors import VendorServer, ok, server_error
+from tests.servers import Servers
+from voxflow.embedded import redis_client_url
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
 
 pytestmark = pytest.mark.e2e
@@ -29,9 +33,20 @@ def vendors() -> Iterator[VendorServer]:
 
 @pytest.fixture(scope="module")
 def routed_workers(
-    purged_queues: None, vendors: VendorServer, tmp_path_factory: pytest.TempPathFactory
+    purged_queues: None,
+    vendors: VendorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    servers: Servers,
 ) -> Iterator[dict[str, Worker]]:
-    """A transcription worker, and an LLM worker configured with two paid deployments."""
+    """A transcription worker, and an LLM worker configured with two paid deployments.
+
+    The router also falls back to the local provider, whose answers other tests' stacks may
+    have cached in the suite's Redis for the same note and template: those are dropped, so
+    that every note here is routed to a vendor."""
+    client = redis.Redis.from_url(redis_client_url(servers.redis_url))
+    for key in client.scan_iter(f"{CACHE_PREFIX}*"):
+        client.delete(key)
+    client.close()
     logs = tmp_path_factory.mktemp("router-logs")
     run = uuid.uuid4().hex[:8]
     deployments = [
