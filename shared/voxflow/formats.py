@@ -40,7 +40,7 @@ from typing import Any
 
 from voxflow.languages import language_name
 
-__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_CHARS", "FORMATS", "render"]
+__all__ = ["DEFAULT_MAX_LINES", "DEFAULT_MAX_LINE_CHARS", "FORMATS", "render", "speaker_names"]
 
 FORMATS = ("txt", "srt", "vtt", "json", "verbose_json")
 
@@ -78,7 +78,7 @@ def render(
         raise ValueError(f"Unknown transcript format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if max_line_chars < 1 or max_lines < 1:
         raise ValueError("max_line_chars and max_lines must be at least 1")
-    shown = _display_names(speakers)
+    shown = speaker_names(speakers)
     cleaned = _clean_segments(segments)
     if fmt == "txt":
         turns = _turns(cleaned, shown)
@@ -117,7 +117,7 @@ def render(
 # --- speakers ---------------------------------------------------------------------
 
 
-def _display_names(speakers: list[dict[str, Any]] | None) -> dict[str, str]:
+def speaker_names(speakers: list[dict[str, Any]] | None) -> dict[str, str]:
     """Each speaker's label -> what to show: its name when it has one, else the label."""
     return {
         str(s["label"]): str(s.get("name") or s["label"]) for s in speakers or () if "label" in s

@@ -115,14 +115,19 @@ def openai_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": OpenAIError, "description": HTTPStatus(s).phrase} for s in statuses}
 
 
+def _error_detail(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    """OpenAI's status and `error` object for one of Voxflow's refusals."""
+    status = _STATUSES.get(status, status)
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return status, {"message": message, "type": kind, "param": _PARAMS.get(code), "code": code}
+
+
 def openai_error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """An error in OpenAI's shape."""
-    status = _STATUSES.get(status, status)
-    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"message": message, "type": kind, "param": _PARAMS.get(code), "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    status, detail = _error_detail(status, code, message)
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
 class OpenAIRoute(APIRoute):
@@ -466,8 +471,7 @@ def _event(type: str, **fields: Any) -> dict[str, str]:
 
 def _stream_error(status: int, code: str, message: str) -> dict[str, str]:
     """The event that ends a stream that cannot finish (the SDK raises `APIError`)."""
-    detail = json.loads(bytes(openai_error(status, code, message).body))["error"]
-    return _event("error", error=detail)
+    return _event("error", error=_error_detail(status, code, message)[1])
 
 
 async def _deltas(
@@ -546,7 +550,7 @@ async def _failure(
 def diarized_segments(transcript: Transcript) -> list[dict[str, Any]]:
     """The segments of OpenAI's diarized_json: id, start, end, text and speaker (its name
     when it has one, else its label)."""
-    shown = {s["label"]: s.get("name") or s["label"] for s in transcript.speakers or ()}
+    shown = formats.speaker_names(transcript.speakers)
     return [
         {
             "type": "transcript.text.segment",
@@ -554,7 +558,7 @@ def diarized_segments(transcript: Transcript) -> list[dict[str, Any]]:
             "start": float(segment["start"]),
             "end": float(segment["end"]),
             "text": str(segment.get("text", "")).strip(),
-            "speaker": shown.get(segment.get("speaker"), segment.get("speaker") or "A"),
+            "speaker": shown.get(str(segment.get("speaker")), str(segment.get("speaker") or "A")),
         }
         for index, segment in enumerate(transcript.segments)
         if str(segment.get("text", "")).strip()

@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -21,7 +20,7 @@ from ingest_api.upload import ParsedUpload
 from voxflow.audio import AudioInfo, AudioRejectedError, probe_isolated
 from voxflow.db import undo_unless_committed
 from voxflow.jobs import service
-from voxflow.jobs.models import Job
+from voxflow.jobs.models import Job, audio_keys
 from voxflow.logs import bind_job_id, unbind_job_id
 from voxflow.storage import Storage, StorageError, source_key
 from voxflow.web.errors import ApiError
@@ -138,7 +137,7 @@ async def store_and_record(
             )
         )
     except BaseException as exc:
-        for stored in _stored_keys(key, job_options):
+        for stored in audio_keys(key, job_options):
             await run_in_threadpool(storage.delete, stored)
         if isinstance(exc, OperationalError):
             log.warning("database unavailable while recording a job: %s", exc)
@@ -151,7 +150,7 @@ async def store_and_record(
         raise
     finally:
         unbind_job_id(bound)
-    keys = _stored_keys(key, job_options)
+    keys = audio_keys(key, job_options)
 
     def undo() -> None:
         for stored in keys:
@@ -159,7 +158,3 @@ async def store_and_record(
 
     undo_unless_committed(session.sync_session, undo)
     return job
-
-
-def _stored_keys(recording: str, job_options: dict[str, Any]) -> list[str]:
-    return [recording, *(s["key"] for s in job_options.get("known_speakers", []))]

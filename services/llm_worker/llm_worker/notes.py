@@ -21,6 +21,7 @@ from llm_worker.prompts import PART_NOTES, render, template_version
 from llm_worker.router.base import Completion
 from llm_worker.router.router import Attempt, Router, RoutingError
 from llm_worker.router.selection import estimate_tokens, prompt_tokens
+from voxflow.formats import speaker_names
 
 MAX_REDUCE_ROUNDS = 4
 
@@ -57,7 +58,7 @@ def transcript_pieces(
     """
     if not speakers or not any(s.get("speaker") for s in segments):
         return [str(s.get("text", "")) for s in segments] or [text], [], " "
-    shown = {str(s["label"]): str(s.get("name") or s["label"]) for s in speakers}
+    shown = speaker_names(list(speakers))
     turns: list[tuple[str, list[str]]] = []
     for segment in segments:
         words = str(segment.get("text", "")).strip()

@@ -110,10 +110,15 @@ class Job(Base):
 
     @property
     def audio_keys(self) -> list[str]:
-        """Every stored object of the job's audio: the recording, and the reference clips of
-        its known speakers. Deletion and retention remove them all."""
-        known = self.options.get("known_speakers") or []
-        return [self.source_key, *(str(speaker["key"]) for speaker in known)]
+        """Every stored object of the job's audio (see `audio_keys`)."""
+        return audio_keys(self.source_key, self.options)
+
+
+def audio_keys(source_key: str, options: dict[str, Any]) -> list[str]:
+    """A job's stored objects: the recording, and the reference clips of its known speakers.
+    Deletion and retention remove them all."""
+    known = options.get("known_speakers") or []
+    return [source_key, *(str(speaker["key"]) for speaker in known)]
 
 
 class JobEvent(Base):
