@@ -89,46 +89,47 @@ run: install  ## The whole platform in the foreground on the embedded servers (C
 migrate: install  ## Apply migrations to VOXFLOW_DATABASE_URL (or the running stack)
 	$(UV) run voxflow migrate
 
+# The benchmarks run from the repository root as modules (`python -m scripts.benchmarks.NAME`),
+# so they import each other and the tests' helpers as packages; each writes its figures under
+# .voxflow/bench (made when missing).
 # The commit before issue 15's API work: the load benchmark measures it in the same run.
 LOAD_BASELINE ?= 90728ab
 
 bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, window trimming, micro-batch mates, batch sizes, API load, throughput/WER/memory vs raw faster-whisper (~1 h 15 min)
-	$(UV) run python scripts/benchmarks/overhead.py
-	$(UV) run python scripts/benchmarks/modes.py
-	$(UV) run python scripts/benchmarks/windows.py
-	$(UV) run python scripts/benchmarks/mates.py
-	$(UV) run python scripts/benchmarks/batches.py --hour
-	$(UV) run python scripts/benchmarks/ramp.py
-	$(UV) run python scripts/benchmarks/diarization.py
-	$(UV) run python scripts/benchmarks/router.py
+	$(UV) run python -m scripts.benchmarks.overhead
+	$(UV) run python -m scripts.benchmarks.modes
+	$(UV) run python -m scripts.benchmarks.windows
+	$(UV) run python -m scripts.benchmarks.mates
+	$(UV) run python -m scripts.benchmarks.batches --hour
+	$(UV) run python -m scripts.benchmarks.ramp
+	$(UV) run python -m scripts.benchmarks.diarization
+	$(UV) run python -m scripts.benchmarks.router
 	$(MAKE) bench-console
 	$(MAKE) bench-load
 	$(MAKE) bench-search
-	$(UV) run python scripts/benchmarks/openai_route.py
-	$(UV) run python scripts/benchmarks/throughput.py
+	$(UV) run python -m scripts.benchmarks.openai_route
+	$(UV) run python -m scripts.benchmarks.throughput
 
 bench-ramp: install bench-tools  ## Live words: a long recording's first words with a small first batch, and its cost (~4 min)
-	$(UV) run python scripts/benchmarks/ramp.py
+	$(UV) run python -m scripts.benchmarks.ramp
 
 bench-diarization: install bench-tools  ## Diarization: DER, speaker counts, speed next to transcription, one hour of audio (~6 min)
-	$(UV) run python scripts/benchmarks/diarization.py
+	$(UV) run python -m scripts.benchmarks.diarization
 
 bench-openai: install bench-tools  ## OpenAI's route against the job API: 40 voice notes at concurrency 4 and 16 (~5 min)
-	$(UV) run python scripts/benchmarks/openai_route.py
+	$(UV) run python -m scripts.benchmarks.openai_route
 
 bench-console: install tools  ## The web console's first load in headless Chromium: bytes and time to interactive (~1 min)
-	$(UV) run python scripts/benchmarks/console.py
+	$(UV) run python -m scripts.benchmarks.console
 
 bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads at 16/64/256 connections vs LOAD_BASELINE, then a 100,000-request soak (~12 min)
-	mkdir -p .voxflow/bench
-	$(UV) run python scripts/benchmarks/load.py --baseline $(LOAD_BASELINE) --soak 100000 --output .voxflow/bench/load.json
+	$(UV) run python -m scripts.benchmarks.load --baseline $(LOAD_BASELINE) --soak 100000 --output .voxflow/bench/load.json
 
 bench-search: install bench-tools  ## Transcript search: 10,000 transcripts, each kind of query alone and the mix at 1/4/16 connections (~2 min)
-	mkdir -p .voxflow/bench
-	$(UV) run python scripts/benchmarks/search.py --output .voxflow/bench/search.json
+	$(UV) run python -m scripts.benchmarks.search --output .voxflow/bench/search.json
 
 bench-quick: install bench-tools  ## Throughput benchmark on a small corpus (a few minutes)
-	$(UV) run python scripts/benchmarks/throughput.py --quick
+	$(UV) run python -m scripts.benchmarks.throughput --quick
 
 clean:
 	rm -rf .venv .voxflow .pytest_cache .mypy_cache .ruff_cache

@@ -62,12 +62,17 @@ def settings_classes() -> list[type[BaseSettings]]:
     from ingest_api.settings import IngestSettings
     from llm_worker.settings import LlmWorkerSettings
     from status_api.settings import StatusSettings
-    from transcription_worker.settings import DiarizationSettings, TranscriptionWorkerSettings
+    from sweeper.settings import SweeperSettings
+    from transcription_worker.settings import (
+        DiarizationSettings,
+        TranscriptionSettings,
+        TranscriptionWorkerSettings,
+    )
     from voxflow import settings as fragments
     from voxflow.queue.celery_app import QueueSettings
-    from voxflow.sweeper import SweeperSettings
-    from voxflow.webhooks.delivery import DeliverySettings
-    from voxflow.worker.runtime import WorkerSettings
+    from voxflow.webhooks.settings import WebhookSettings
+    from voxflow.worker.process import WorkerSettings
+    from webhook_sender.settings import DeliverySettings, WebhookSenderSettings
 
     shared = [
         value
@@ -78,12 +83,15 @@ def settings_classes() -> list[type[BaseSettings]]:
     ]
     return [
         *shared,
+        WebhookSettings,
         QueueSettings,
         SweeperSettings,
         WorkerSettings,
         DeliverySettings,
+        WebhookSenderSettings,
         IngestSettings,
         StatusSettings,
+        TranscriptionSettings,
         DiarizationSettings,
         TranscriptionWorkerSettings,
         LlmWorkerSettings,

@@ -84,7 +84,10 @@ resource "aws_s3_bucket_policy" "audio" {
 
 locals {
   # One repository per image (docs/deployment.md); k8s refers to them as voxflow/<name>.
-  images = ["ingest-api", "status-api", "transcription-worker", "transcription-worker-cuda", "llm-worker", "cli"]
+  images = [
+    "ingest-api", "status-api", "transcription-worker", "transcription-worker-cuda", "llm-worker",
+    "webhook-sender", "sweeper", "cli",
+  ]
 }
 
 resource "aws_ecr_repository" "image" {

@@ -14,8 +14,8 @@ import redis
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests import netguard
-from tests.servers import Servers, open_servers, scratch_database
+from tests.support import netguard
+from tests.support.servers import Servers, open_servers, scratch_database
 from voxflow.apikeys import IssuedKey, issue_key
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import redis_client_url
@@ -26,7 +26,7 @@ SAMPLES = ROOT / "samples"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """No test may reach beyond this machine: see tests/netguard.py."""
+    """No test may reach beyond this machine: see tests/support/netguard.py."""
     netguard.install()
 
 

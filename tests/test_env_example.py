@@ -3,9 +3,8 @@ their fields. Regenerate with `uv run python scripts/gen_env_example.py`."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,15 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    """scripts/gen_env_example.py, loaded as a module (scripts/ is not a package)."""
-    path = ROOT / "scripts" / "gen_env_example.py"
-    spec = importlib.util.spec_from_file_location("gen_env_example", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    """scripts/gen_env_example.py (imported when a test first needs it)."""
+    return importlib.import_module("scripts.gen_env_example")
 
 
 def _classes(generator: ModuleType) -> list[type[BaseSettings]]:

@@ -16,9 +16,9 @@ from llm_worker.router.providers import (
     ProviderConnectionError,
     build_provider,
 )
-from tests import netguard
-from tests.llm_vendors import VendorServer
-from tests.netguard import NetworkBlockedError
+from tests.support import netguard
+from tests.support.llm_vendors import VendorServer
+from tests.support.netguard import NetworkBlockedError
 
 REQUEST = CompletionRequest(
     task="summary", messages=[ChatMessage("user", "Say hello to the guard.")], transcript=""

@@ -1,6 +1,6 @@
 """Batch sizes of batched decoding: how many clips decode together, how many encode at once.
 
-    uv run python scripts/benchmarks/batches.py [--long 10] [--hour]
+    uv run python -m scripts.benchmarks.batches [--long 10] [--hour]
         [--configs 8:0,16:0,16:8,32:8] [--rounds 2]
 
 Each `batch:encode` pair runs in a fresh raw_whisper.py process (faster-whisper's batched
@@ -18,31 +18,29 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import jiwer
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.common import normalise
-    from scripts.benchmarks.corpus import (
-        DEFAULT_DIR,
-        Recording,
-        check_tools,
-        long_recordings,
-        memory_recording,
-    )
-else:  # run as a script, whose own directory is on sys.path
-    from common import normalise
-    from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings, memory_recording
-
-HERE = Path(__file__).resolve().parent
-WARMUP = HERE.parent.parent / "samples" / "voice_note.ogg"
-MIB = 1024 * 1024
+from scripts.benchmarks.corpus import (
+    DEFAULT_DIR,
+    FiveMinutesOption,
+    Recording,
+    five_minute_recordings,
+    memory_recording,
+)
+from scripts.benchmarks.harness import (
+    MIB,
+    ROOT,
+    VOICE_NOTE,
+    module_command,
+    normalise,
+    number_pairs,
+)
 
 
 @dataclass
@@ -70,12 +68,12 @@ def run_once(config: Config, files: list[Recording]) -> None:
     """One raw_whisper.py process over `files`; records wall, peak RSS and texts."""
     with tempfile.TemporaryDirectory(prefix="vf-batches-") as tmp:
         out = Path(tmp) / "raw.json"
-        command = [
-            sys.executable, str(HERE / "raw_whisper.py"), "--mode", "batched",
-            "--batch-size", str(config.batch), "--encode-batch-size", str(config.encode),
-            "--warmup", str(WARMUP), "--out", str(out), *(str(f.path) for f in files),
-        ]  # fmt: skip
-        subprocess.run(command, check=True)
+        command = module_command(
+            "raw_whisper", "--mode", "batched", "--batch-size", str(config.batch),
+            "--encode-batch-size", str(config.encode), "--warmup", str(VOICE_NOTE),
+            "--out", str(out), *(str(f.path) for f in files),
+        )  # fmt: skip
+        subprocess.run(command, check=True, cwd=ROOT)
         result: dict[str, Any] = json.loads(out.read_text())
     config.walls.append(sum(float(f["wall_seconds"]) for f in result["files"]))
     config.peaks.append(int(result["peak_rss_bytes"]))
@@ -83,8 +81,7 @@ def run_once(config: Config, files: list[Recording]) -> None:
 
 
 def _configs(text: str) -> list[Config]:
-    pairs = [item.split(":") for item in text.split(",")]
-    return [Config(int(batch), int(encode)) for batch, encode in pairs]
+    return [Config(int(batch), int(encode)) for batch, encode in number_pairs(text)]
 
 
 def _measure(name: str, files: list[Recording], configs: list[Config], rounds: int) -> None:
@@ -107,7 +104,7 @@ def _measure(name: str, files: list[Recording], configs: list[Config], rounds: i
 
 
 def main(
-    long: Annotated[int, typer.Option(help="5-minute recordings.", min=1)] = 10,
+    long: FiveMinutesOption = 10,
     hour: Annotated[bool, typer.Option(help="Also the 1-hour recording.")] = False,
     configs: Annotated[
         str, typer.Option(help="batch:encode pairs (encode 0: whole batch); the first is the base.")
@@ -115,12 +112,10 @@ def main(
     rounds: Annotated[int, typer.Option(help="Runs of each pair (alternating order).", min=1)] = 2,
 ) -> None:
     """Compare batch sizes on the same recordings; print throughput, WER and peak memory."""
-    check_tools()
-    root = DEFAULT_DIR.resolve()
-    files = long_recordings(root, long, 300.0, 0, 2)
+    files = five_minute_recordings(long)
     _measure("5-minute recordings", files, _configs(configs), rounds)
     if hour:
-        _measure("1-hour recording", [memory_recording(root, 3600.0, 300.0, 0, 2)],
+        _measure("1-hour recording", [memory_recording(DEFAULT_DIR.resolve(), 3600.0, 300.0, 0, 2)],
                  _configs(configs), 1)  # fmt: skip
 
 

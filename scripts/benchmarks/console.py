@@ -1,6 +1,6 @@
 """The web console's first load in headless Chromium, on loopback: bytes and time to interactive.
 
-    uv run python scripts/benchmarks/console.py [--loads 10] [--jobs 20]
+    uv run python -m scripts.benchmarks.console [--loads 10] [--jobs 20]
 
 One embedded stack (`voxflow run`) with `--jobs` finished voice notes. Each load opens the
 console in a fresh browser context (an empty cache, as a first visit) and measures:
@@ -24,28 +24,27 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from playwright.sync_api import Browser, BrowserContext, Request, sync_playwright
-from rich.table import Table
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.common import (
-        ROOT,
-        RunningStack,
-        console,
-        git_revision,
-        loadavg,
-        progress,
-        started_stack,
-    )
-else:  # run as a script, whose own directory is on sys.path
-    from common import ROOT, RunningStack, console, git_revision, loadavg, progress, started_stack
+from scripts.benchmarks.harness import (
+    RESULTS,
+    VOICE_NOTE,
+    FiguresPath,
+    RunningStack,
+    console,
+    git_revision,
+    loadavg,
+    new_table,
+    progress,
+    started_stack,
+    write_json,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
-NOTE = ROOT / "samples" / "voice_note.ogg"
-OUT = ROOT / ".voxflow" / "bench" / "console.json"
+OUT = RESULTS / "console.json"
 BYTES_TARGET = 300 * 1024
 SECONDS_TARGET = 1.0
 KEY_NAME = "voxflow.api_key"
@@ -138,7 +137,7 @@ def _summary(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
 def main(
     loads: Annotated[int, typer.Option(help="Measured loads of each kind.")] = 10,
     jobs: Annotated[int, typer.Option(help="Finished voice notes the jobs table lists.")] = 20,
-    output: Annotated[Path, typer.Option(help="Where to write the figures.")] = OUT,
+    output: FiguresPath = OUT,
 ) -> None:
     """Measure the console's first load: bytes received and time until it can be used."""
     if not CHROMIUM.is_file():
@@ -146,7 +145,7 @@ def main(
         sys.exit(1)
     with started_stack(None, purpose="console benchmark") as running:
         progress.print(f"[dim]uploading {jobs} voice notes")
-        ids = [str(running.client.submit(NOTE, {})["id"]) for _ in range(jobs)]
+        ids = [str(running.client.submit(VOICE_NOTE, {})["id"]) for _ in range(jobs)]
         for job_id in ids:
             running.client.wait(job_id, poll=0.2)
         time.sleep(1)  # the workers' last writes settle
@@ -156,10 +155,12 @@ def main(
             samples = measure(browser, running, loads)
             browser.close()
     rows = [_summary(name, found) for name, found in samples.items()]
-    table = Table(title=f"The console's load in headless Chromium on loopback ({loads} loads each)")
-    for column in ("load", "bytes (max)", "bodies", "requests", "DOMContentLoaded ms",
-                   "interactive ms (median)", "interactive ms (max)"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "load" else "right")
+    table = new_table(
+        f"The console's load in headless Chromium on loopback ({loads} loads each)",
+        ("load", "bytes (max)", "bodies", "requests", "DOMContentLoaded ms",
+         "interactive ms (median)", "interactive ms (max)"),
+        left=("load",),
+    )  # fmt: skip
     for r in rows:
         table.add_row(
             r["load"], f"{r['bytes']:,}", f"{r['body_bytes']:,}", str(r["requests"]),
@@ -176,10 +177,9 @@ def main(
         + ("[green]met" if worst_ms < SECONDS_TARGET * 1000 else "[red]not met")
         + f" ({worst_ms:.0f} ms at most)"
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     document = {"git": git_revision(), "loadavg_before": before, "jobs_listed": jobs,
                 "results": rows, "samples": samples}  # fmt: skip
-    output.write_text(json.dumps(document, indent=2))
+    write_json(output, document)
 
 
 if __name__ == "__main__":

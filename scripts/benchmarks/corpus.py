@@ -1,6 +1,6 @@
 """Synthetic speech for the throughput benchmark: long recordings, voice notes, a memory file.
 
-    uv run python scripts/benchmarks/corpus.py [--dir .voxflow/bench-corpus] [--long 10]
+    uv run python -m scripts.benchmarks.corpus [--dir .voxflow/bench-corpus] [--long 10]
         [--notes 100] [--quick] [--seed 0]
 
 Text comes from a seeded generator of plain English sentences (common words, no digits, no
@@ -16,6 +16,10 @@ Files are cached: a directory per kind and size (`long-300s-seed0/`, `notes-15s-
 kind, size, index and seed, so a smaller run reuses a prefix of a larger one's files.
 The memory file is long recordings (of the same size and seed) laid end to end until it
 reaches its length. Requires espeak-ng and sox (with Ogg Vorbis).
+
+The benchmarks' usual sets (seed 0, two generated at once) are `five_minute_recordings` and
+`notes_of`. This module imports nothing of the harness: the diarization benchmark's child
+process, which measures its own memory, imports it (for `sentence`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / ".voxflow" / "bench-corpus"
+CorpusDirOption = Annotated[Path, typer.Option(help="Corpus cache.")]
+FiveMinutesOption = Annotated[int, typer.Option(help="5-minute recordings.", min=1)]
 OUTPUT_RATE = 16_000
 VORBIS_QUALITY = 2  # about 32 kbit/s for 16 kHz mono speech
 VOICES = ("en-us", "en-gb", "en-gb-x-rp")
@@ -354,6 +360,18 @@ def check_tools() -> None:
     missing = [tool for tool in ("espeak-ng", "sox", "soxi") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(f"missing tool(s): {', '.join(missing)} (install espeak-ng and sox)")
+
+
+def five_minute_recordings(count: int, root: Path = DEFAULT_DIR) -> list[Recording]:
+    """`count` long recordings of about 5 minutes (seed 0), generated when missing."""
+    check_tools()
+    return long_recordings(root.resolve(), count, 300.0, 0, 2)
+
+
+def notes_of(seconds: float, count: int, root: Path = DEFAULT_DIR) -> list[Recording]:
+    """`count` voice notes of about `seconds` (seed 0), generated when missing."""
+    check_tools()
+    return voice_notes(root.resolve(), count, seconds, 0, 2)
 
 
 def build(

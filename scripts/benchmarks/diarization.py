@@ -1,6 +1,6 @@
 """The offline diarizer: accuracy, speed, its cost next to transcription, and one hour of audio.
 
-    uv run python scripts/benchmarks/diarization.py [--files 32] [--seconds 60] [--seed 3]
+    uv run python -m scripts.benchmarks.diarization [--files 32] [--seconds 60] [--seed 3]
         [--step 0.6] [--runtime onnx] [--hour 3600] [--no-whisper]
 
 On generated conversations of 1-4 speakers (diarization_corpus.py; seed 3 was never used
@@ -21,22 +21,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.diarization_corpus import DEFAULT_DIR, Conversation, build
-else:  # run as a script, whose own directory is on sys.path
-    from diarization_corpus import DEFAULT_DIR, Conversation, build
+# The harness is imported only where the parent process needs it: the `--hour-only` child
+# measures its own peak memory, and the harness brings rich along.
+from scripts.benchmarks.diarization_corpus import DEFAULT_DIR, RATE, Conversation, build
 
-RATE = 16_000
-MIB = 1024 * 1024
 COLLAR = 0.5  # pyannote's collar is the total width: +-0.25 s around each reference boundary
 
 
@@ -72,19 +68,16 @@ def make_diarizer(step: float, runtime: str) -> Any:
 
 def transcription_seconds(samples: list[Any]) -> float:
     """Wall time of tiny.en (the worker's engine, batched) over every recording."""
-    from transcription_worker.engine import WhisperEngine
+    from scripts.benchmarks.harness import no_progress, worker_engine
     from transcription_worker.options import DecodeOptions
-    from transcription_worker.settings import TranscriptionWorkerSettings
 
-    config = TranscriptionWorkerSettings()
-    engine = WhisperEngine(config, config)
-    engine.preload()
+    engine, config = worker_engine()
     total = 0.0
     for index, pcm in enumerate(samples):
         options = DecodeOptions.resolve(config, {"mode": "batched"}, len(pcm) / RATE)
         began = time.perf_counter()
         engine.transcribe(pcm, model_name=config.whisper_model, options=options,
-                          on_segment=lambda _f: None)  # fmt: skip
+                          on_segment=no_progress)  # fmt: skip
         if index:  # the first file warms the model up
             total += time.perf_counter() - began
     return total
@@ -105,12 +98,13 @@ def main(
     if hour_only:
         one_hour(hour, files, seed, seconds, step, runtime, directory)
         return
-    from faster_whisper import decode_audio
     from pyannote.metrics.diarization import DiarizationErrorRate  # type: ignore[import-untyped, unused-ignore]
+
+    from scripts.benchmarks.harness import MIB, ROOT, decoded, module_command
 
     warnings.filterwarnings("ignore", message="'uem' was approximated")
     corpus = build(directory.resolve(), files, seed, seconds)
-    samples = [decode_audio(str(c.path), sampling_rate=RATE) for c in corpus]
+    samples = decoded(c.path for c in corpus)
     audio = sum(len(s) for s in samples) / RATE
     print(
         f"{len(corpus)} files, {audio:.0f} s of audio, speakers 1-4, step {step} s, "
@@ -143,11 +137,13 @@ def main(
             flush=True,
         )
     if hour > 0:
-        command = [sys.executable, __file__, "--hour-only", "--hour", str(hour), "--files",
-                   str(files), "--seed", str(seed), "--seconds", str(seconds), "--step", str(step),
-                   "--runtime", runtime, "--dir", str(directory)]  # fmt: skip
-        out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True)
-                         .stdout.strip().splitlines()[-1])  # fmt: skip
+        command = module_command(
+            "diarization", "--hour-only", "--hour", str(hour), "--files", str(files), "--seed",
+            str(seed), "--seconds", str(seconds), "--step", str(step), "--runtime", runtime,
+            "--dir", str(directory.resolve()),
+        )  # fmt: skip
+        out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
+                                        cwd=ROOT).stdout.strip().splitlines()[-1])  # fmt: skip
         print(f"{out['seconds'] / 60:.0f} min recording: {out['wall']:.1f} s "
               f"({out['seconds'] / out['wall']:.0f}x real time), peak RSS "
               f"{out['peak_rss'] / MIB:.0f} MiB (audio alone {out['audio_bytes'] / MIB:.0f} MiB, "

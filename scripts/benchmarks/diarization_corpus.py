@@ -1,8 +1,8 @@
 """Synthetic conversations of 1-4 speakers with ground-truth RTTM, for diarization tests.
 
-    uv run python scripts/benchmarks/diarization_corpus.py generate [--files 24] [--seed 0]
-    uv run python scripts/benchmarks/diarization_corpus.py voices    # voices GE2E tells apart
-    uv run python scripts/benchmarks/diarization_corpus.py test-set  # the committed test files
+    uv run python -m scripts.benchmarks.diarization_corpus generate [--files 24] [--seed 0]
+    uv run python -m scripts.benchmarks.diarization_corpus voices    # voices GE2E tells apart
+    uv run python -m scripts.benchmarks.diarization_corpus test-set  # the committed test files
 
 Each conversation gives every speaker its own text-to-speech voice (espeak-ng variants and
 flite's diphone/cluster voices, from `VOICES`), speaking sentences from corpus.py's generator
@@ -34,17 +34,16 @@ import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.corpus import sentence
-else:  # run as a script, whose own directory is on sys.path
-    from corpus import sentence
+from scripts.benchmarks.corpus import sentence
 
+# Not the harness's ROOT: the diarization benchmark's child process, which measures its own
+# memory, imports this module, and the harness brings rich along.
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / ".voxflow" / "bench-diarization"
 TEST_SET_DIR = ROOT / "tests" / "services" / "transcription_worker" / "data" / "diarization"

@@ -1,8 +1,8 @@
 """API load benchmark: requests/s, latency, errors, CPU and memory of one API process.
 
-    uv run python scripts/benchmarks/load.py                      # this checkout
-    uv run python scripts/benchmarks/load.py --baseline 90728ab   # and an older commit, same run
-    uv run python scripts/benchmarks/load.py --soak 100000        # 100,000 mixed requests
+    uv run python -m scripts.benchmarks.load                      # this checkout
+    uv run python -m scripts.benchmarks.load --baseline 90728ab   # and an older commit, same run
+    uv run python -m scripts.benchmarks.load --soak 100000        # 100,000 mixed requests
 
 Each API (`uvicorn status_api.app:app`, `uvicorn ingest_api.app:app`, one process each, as
 `voxflow run` and the images start them) runs against embedded PostgreSQL and Redis with
@@ -21,53 +21,38 @@ errors (socket errors, timeouts, non-2xx answers), the API process's CPU seconds
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks import loadgen
-    from scripts.benchmarks.common import ROOT, console, free_port, git_revision, progress
-    from scripts.benchmarks.loadseed import Seeded, multipart_note, seed
-else:  # run as a script, whose own directory is on sys.path
-    import loadgen
-    from common import ROOT, console, free_port, git_revision, progress
-    from loadseed import Seeded, multipart_note, seed
+from scripts.benchmarks import loadgen
+from scripts.benchmarks.harness import (
+    CURRENT,
+    ROOT,
+    JsonOutput,
+    Running,
+    Variant,
+    apis,
+    console,
+    git_revision,
+    int_list,
+    migrated_servers,
+    new_table,
+    progress,
+    write_json,
+)
+from scripts.benchmarks.loadseed import Seeded, multipart_note, seed
 
 SCENARIOS = ("healthz", "job", "list", "srt", "upload")
 CONNECTIONS = (16, 64, 256)
-CURRENT = "current"
-
-
-@dataclass
-class Variant:
-    """One version of the code under test: this checkout, or a commit in a worktree."""
-
-    name: str
-    source: Path  # the repository root whose `shared/` and `services/*` are imported
-
-
-@dataclass
-class Running:
-    """Both APIs of one variant, started."""
-
-    status_url: str
-    ingest_url: str
-    status_pid: int
-    ingest_pid: int
-    processes: list[subprocess.Popen[bytes]]
 
 
 @contextmanager
@@ -80,58 +65,6 @@ def baseline_worktree(revision: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
-
-
-@contextmanager
-def apis(variant: Variant, env: dict[str, str], log_dir: Path) -> Iterator[Running]:
-    """Start the variant's two APIs (its sources first on the import path) and wait for them."""
-    source = variant.source
-    paths = [
-        source / "shared",
-        source / "services" / "ingest_api",
-        source / "services" / "status_api",
-    ]
-    child_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
-    ports = {"status_api": free_port(), "ingest_api": free_port()}
-    child_env["VOXFLOW_PUBLIC_STATUS_URL"] = f"http://127.0.0.1:{ports['status_api']}"
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name, port in ports.items():
-            log = (log_dir / f"{variant.name}-{name}.log").open("ab")
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"{name}.app:app", "--host", "127.0.0.1",
-                 "--port", str(port)],
-                env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=source,
-            )  # fmt: skip
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        _wait_ready(list(urls.values()), processes)
-        yield Running(
-            status_url=urls["status_api"], ingest_url=urls["ingest_api"],
-            status_pid=processes["status_api"].pid, ingest_pid=processes["ingest_api"].pid,
-            processes=list(processes.values()),
-        )  # fmt: skip
-    finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-            if process.poll() is None:
-                process.kill()
-
-
-def _wait_ready(urls: list[str], processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + 60
-    for url in urls:
-        while True:
-            if any(p.poll() is not None for p in processes.values()):
-                raise SystemExit(f"an API exited at startup; see its log ({url})")
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not become ready in 60 s")
-            time.sleep(0.2)
 
 
 @dataclass
@@ -182,29 +115,28 @@ def measure(
     # mid-request would leave the server answering dead sockets when the phase starts.
     loadgen.run_phase(script, url, connections=min(connections, 16), seconds=1)
     time.sleep(0.5)
-    postmaster = loadgen.postmaster_pid(pgdata)
-    api_before, db_before = loadgen.tree_cpu_seconds(pid), loadgen.tree_cpu_seconds(postmaster)
     # A request unanswered after half the phase counts as an error (a timeout).
-    phase = loadgen.run_phase(
-        script, url, connections=connections, seconds=seconds, timeout_seconds=seconds / 2
-    )
-    api_cpu = loadgen.tree_cpu_seconds(pid) - api_before
-    db_cpu = loadgen.tree_cpu_seconds(postmaster) - db_before
-    per_1k = 1000 / max(phase.requests, 1)
+    costed = loadgen.run_costed_phase(
+        script, url, api_pid=pid, pgdata=pgdata, connections=connections, seconds=seconds,
+        timeout_seconds=seconds / 2,
+    )  # fmt: skip
+    phase = costed.phase
     return Result(
         scenario=scenario, connections=connections, variant=variant, rate=phase.rate,
         p50_ms=phase.p50_ms, p95_ms=phase.p95_ms, p99_ms=phase.p99_ms, errors=phase.errors,
-        requests=phase.requests, api_cpu_per_1k=api_cpu * per_1k, db_cpu_per_1k=db_cpu * per_1k,
-        rss_mib=loadgen.rss_mib(pid),
+        requests=phase.requests, api_cpu_per_1k=costed.api_cpu_per_1k,
+        db_cpu_per_1k=costed.db_cpu_per_1k, rss_mib=loadgen.rss_mib(pid),
     )  # fmt: skip
 
 
 def report(results: list[Result], variants: list[str]) -> None:
     """One table: a row per phase, with the ratio to the baseline when there is one."""
-    table = Table(title="API load (wrk, one API process, same machine)")
-    for column in ("scenario", "conns", "variant", "req/s", "p50 ms", "p95 ms", "p99 ms",
-                   "errors", "API CPU s/1k", "DB CPU s/1k", "RSS MiB", "x baseline"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("scenario", "variant") else "right")
+    table = new_table(
+        "API load (wrk, one API process, same machine)",
+        ("scenario", "conns", "variant", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+         "API CPU s/1k", "DB CPU s/1k", "RSS MiB", "x baseline"),
+        left=("scenario", "variant"),
+    )  # fmt: skip
     by_key = {(r.scenario, r.connections, r.variant): r for r in results}
     for r in results:
         base = by_key.get((r.scenario, r.connections, variants[0]))
@@ -263,61 +195,46 @@ def main(
     soak_requests: Annotated[
         int, typer.Option("--soak", help="Mixed requests to soak with (0: none).")
     ] = 0,
-    output: Annotated[Path | None, typer.Option(help="Write the figures as JSON here.")] = None,
+    output: JsonOutput = None,
 ) -> None:
     """Measure the APIs under load (and an older commit's, with --baseline)."""
-    from voxflow.embedded import EmbeddedServers
-    from voxflow.migrate import upgrade
-
     loadgen.check_wrk()
     wanted = [s for s in scenarios.split(",") if s]
-    levels = [int(c) for c in connections.split(",") if c]
+    levels = int_list(connections)
     results: list[Result] = []
     soaked: dict[str, Any] | None = None
-    with tempfile.TemporaryDirectory(prefix="vf-load-") as tmp, _variants(baseline) as variants:
-        servers = EmbeddedServers(Path(tmp) / "data")
-        urls = servers.start()
-        try:
-            upgrade(urls.database_url)
-            seeded = seed(urls.database_url, urls.redis_url)
-            body = multipart_note(Path(tmp), seconds=15.0)
-            env = {
-                "VOXFLOW_DATABASE_URL": urls.database_url, "VOXFLOW_REDIS_URL": urls.redis_url,
-                "VOXFLOW_DATA_DIR": str(Path(tmp) / "data"),
-                "VOXFLOW_STORAGE_ROOT": str(Path(tmp) / "storage"),
-                # Uploads are measured, not limited: the per-tenant limits stay checked.
-                "VOXFLOW_UPLOADS_PER_MINUTE": "100000000", "VOXFLOW_MAX_ACTIVE_JOBS": "100000000",
-            }  # fmt: skip
-            logs = Path(tmp) / "logs"
-            logs.mkdir()
-            pgdata = servers.postgres.pgdata
-            phases = [(scenario, level) for scenario in wanted for level in levels]
-            for index, (scenario, level) in enumerate(phases):
-                # Alternate which variant goes first, so drift favours neither.
-                for variant in variants if index % 2 == 0 else variants[::-1]:
-                    progress.print(f"[dim]{scenario} at {level} connections: {variant.name}")
-                    with apis(variant, env, logs) as running:
-                        results.append(measure(scenario, level, variant.name, running, seeded,
-                                               body, seconds, pgdata))  # fmt: skip
-                    if scenario == "upload":
-                        seeded.clear_uploads()
-            names = [v.name for v in variants]
-            results.sort(
-                key=lambda r: (wanted.index(r.scenario), r.connections, names.index(r.variant))
-            )
-            if results:
-                report(results, names)
-            if soak_requests:
-                current = next(v for v in variants if v.name == CURRENT)
-                with apis(current, env, logs) as running:
-                    soaked = soak(running, seeded, soak_requests, round_seconds=10)
-        finally:
-            servers.stop()
+    with _variants(baseline) as variants, migrated_servers("vf-load-") as servers:
+        seeded = seed(servers.database_url, servers.redis_url)
+        body = multipart_note(servers.folder, seconds=15.0)
+        env = servers.env() | {
+            # Uploads are measured, not limited: the per-tenant limits stay checked.
+            "VOXFLOW_UPLOADS_PER_MINUTE": "100000000", "VOXFLOW_MAX_ACTIVE_JOBS": "100000000",
+        }  # fmt: skip
+        phases = [(scenario, level) for scenario in wanted for level in levels]
+        for index, (scenario, level) in enumerate(phases):
+            # Alternate which variant goes first, so drift favours neither.
+            for variant in variants if index % 2 == 0 else variants[::-1]:
+                progress.print(f"[dim]{scenario} at {level} connections: {variant.name}")
+                with apis(variant, env, servers.logs) as running:
+                    results.append(measure(scenario, level, variant.name, running, seeded,
+                                           body, seconds, servers.pgdata))  # fmt: skip
+                if scenario == "upload":
+                    seeded.clear_uploads()
+        names = [v.name for v in variants]
+        results.sort(
+            key=lambda r: (wanted.index(r.scenario), r.connections, names.index(r.variant))
+        )
+        if results:
+            report(results, names)
+        if soak_requests:
+            current = next(v for v in variants if v.name == CURRENT)
+            with apis(current, env, servers.logs) as running:
+                soaked = soak(running, seeded, soak_requests, round_seconds=10)
     if output is not None:
         document = {"git": git_revision(), "baseline": baseline, "seconds": seconds,
                     "cpu_count": os.cpu_count(), "results": [asdict(r) for r in results],
                     "soak": soaked}  # fmt: skip
-        output.write_text(json.dumps(document, indent=2))
+        write_json(output, document)
     if soaked is not None and not soaked["passed"]:
         raise SystemExit(1)
 

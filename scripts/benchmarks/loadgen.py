@@ -114,6 +114,41 @@ def run_phase(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Costed:
+    """A phase, and the CPU the API's processes and PostgreSQL spent on it."""
+
+    phase: Phase
+    api_cpu_seconds: float
+    db_cpu_seconds: float
+
+    @property
+    def api_cpu_per_1k(self) -> float:
+        """API CPU seconds per 1,000 requests (= milliseconds per request)."""
+        return self.api_cpu_seconds * (1000 / max(self.phase.requests, 1))
+
+    @property
+    def db_cpu_per_1k(self) -> float:
+        """PostgreSQL CPU seconds per 1,000 requests (= milliseconds per request)."""
+        return self.db_cpu_seconds * (1000 / max(self.phase.requests, 1))
+
+
+def run_costed_phase(
+    script: str, url: str, *, api_pid: int, pgdata: Path, connections: int, seconds: float,
+    timeout_seconds: float = 10.0,
+) -> Costed:  # fmt: skip
+    """`run_phase`, with the CPU seconds the API (process `api_pid` and its children) and the
+    PostgreSQL cluster in `pgdata` used meanwhile."""
+    postmaster = postmaster_pid(pgdata)
+    api_before, db_before = tree_cpu_seconds(api_pid), tree_cpu_seconds(postmaster)
+    phase = run_phase(
+        script, url, connections=connections, seconds=seconds, timeout_seconds=timeout_seconds
+    )
+    return Costed(
+        phase, tree_cpu_seconds(api_pid) - api_before, tree_cpu_seconds(postmaster) - db_before
+    )
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and all its descendants.
 

@@ -13,13 +13,14 @@ import av
 import redis
 from sqlalchemy import delete
 
+from scripts.benchmarks.harness import SAMPLES
 from voxflow.apikeys import issue_key
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import redis_client_url
 from voxflow.jobs.models import Job, JobEvent, LlmCall, LlmResult, Transcript
 from voxflow.queue.names import TRANSCRIPTION_QUEUE
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "meeting.ogg"
+SAMPLE = SAMPLES / "meeting.ogg"
 READ_TENANT = "bench"
 UPLOAD_TENANT = "bench-uploads"
 JOBS = 300  # the read tenant's finished jobs (list pages show the newest 20)

@@ -1,10 +1,10 @@
 """Micro-batch mates: the oldest queued notes, or those closest to the leader's length.
 
-    uv run python scripts/benchmarks/mates.py [--lengths 5:24,8:24,12:24,15:24,25:24]
+    uv run python -m scripts.benchmarks.mates [--lengths 5:24,8:24,12:24,15:24,25:24]
         [--batch 8] [--seed 7] [--model tiny.en --device cpu --compute-type int8]
 
 A micro-batch is encoded over its longest member (trimmed windows,
-`transcription_worker.pipeline`), so a 5 s note batched with a 25 s one pays for 26 s. This
+`transcription_worker.batched_pipelines`), so a 5 s note batched with a 25 s one pays for 26 s. This
 queues voice notes of mixed lengths in a shuffled arrival order and forms micro-batches the
 way the worker does: the oldest unclaimed note leads and claims `batch - 1` mates, either
 the oldest ones (first in, first out) or the closest in length, ties oldest first (the
@@ -16,20 +16,25 @@ windows, one note at a time). The report gives throughput, WER and the mean enco
 from __future__ import annotations
 
 import random
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.corpus import DEFAULT_DIR, check_tools, voice_notes
-    from scripts.benchmarks.windows import SAMPLE_RATE, micro_batched, one_at_a_time, report
-else:  # run as a script, whose own directory is on sys.path
-    from corpus import DEFAULT_DIR, check_tools, voice_notes
-    from windows import SAMPLE_RATE, micro_batched, one_at_a_time, report
+from scripts.benchmarks.corpus import check_tools, notes_of
+from scripts.benchmarks.harness import (
+    SAMPLE_RATE,
+    ComputeTypeOption,
+    DeviceOption,
+    ModelOption,
+    decoded,
+    number_pairs,
+    runtime,
+    whisper_model,
+)
+from scripts.benchmarks.windows import micro_batched, one_at_a_time, report
 
 
 def oldest_first(durations: list[float], batch: int) -> list[list[int]]:
@@ -60,7 +65,7 @@ def grouped(pipeline: Any, audios: list[Any], groups: list[list[int]], batch: in
 
 def mean_window(groups: list[list[int]], durations: list[float], pipeline: Any) -> float:
     """Mean seconds each note is encoded over (its group's longest + margin, at least minimum)."""
-    from transcription_worker.pipeline import FRAMES_PER_SECOND, trimmed_frames
+    from transcription_worker.batched_pipelines import FRAMES_PER_SECOND, trimmed_frames
 
     windows = [
         trimmed_frames(max(durations[i] for i in group), pipeline.min_seconds,
@@ -71,10 +76,6 @@ def mean_window(groups: list[list[int]], durations: list[float], pipeline: Any) 
     return sum(windows) / len(windows)
 
 
-def _pairs(text: str) -> list[tuple[float, int]]:
-    return [(float(a), int(b)) for a, b in (item.split(":") for item in text.split(","))]
-
-
 def main(
     lengths: Annotated[str, typer.Option(help="note seconds:count, ...")] = (
         "5:24,8:24,12:24,15:24,25:24"
@@ -82,32 +83,29 @@ def main(
     batch: Annotated[int, typer.Option(help="Notes per micro-batch.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the arrival order.")] = 7,
     rounds: Annotated[int, typer.Option(help="Times each grouping is run (best kept).")] = 2,
-    model: Annotated[str, typer.Option(help="Model name or CTranslate2 directory.")] = "tiny.en",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 compute type.")] = "int8",
+    model: ModelOption = "tiny.en",
+    device: DeviceOption = "cpu",
+    compute_type: ComputeTypeOption = "int8",
 ) -> None:
     """Transcribe one mixed queue grouped both ways; print throughput, WER and the ratio."""
-    from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
+    from faster_whisper import BatchedInferencePipeline
 
-    from transcription_worker.engine import resolve_model
-    from transcription_worker.pipeline import TrimmedBatchedPipeline
-    from voxflow.settings import TranscriptionSettings
+    from transcription_worker.batched_pipelines import TrimmedBatchedPipeline
+    from transcription_worker.settings import TranscriptionSettings
 
     check_tools()
     settings = TranscriptionSettings()
-    whisper = WhisperModel(resolve_model(model), device=device, compute_type=compute_type)
+    whisper = whisper_model(model, device, compute_type)
     pipeline = TrimmedBatchedPipeline(
         whisper,
         min_seconds=settings.whisper_min_window_seconds,
         margin_seconds=settings.whisper_window_margin_seconds,
     )
     notes = [
-        note
-        for seconds, count in _pairs(lengths)
-        for note in voice_notes(DEFAULT_DIR.resolve(), count, seconds, 0, 2)
+        note for seconds, count in number_pairs(lengths) for note in notes_of(seconds, int(count))
     ]
     random.Random(seed).shuffle(notes)
-    audios = [decode_audio(str(note.path)) for note in notes]
+    audios = decoded(note.path for note in notes)
     durations = [len(a) / SAMPLE_RATE for a in audios]
     total = sum(durations)
     print(f"{len(notes)} notes of mixed length, {total:.0f} s of audio, batches of {batch}")
@@ -136,7 +134,7 @@ def main(
     for name in ("oldest first", "nearest length"):
         print(f"{name}: {raw_wall / walls[name]:.2f}x raw batched")
     print(f"nearest length vs oldest first: {walls['oldest first'] / walls['nearest length']:.2f}x")
-    print(f"(python {sys.version.split()[0]}, {model} {compute_type} on {device})")
+    print(runtime(model, compute_type, device))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Which decoding mode per audio length, and how far micro-batching can go on this machine.
 
-    uv run python scripts/benchmarks/modes.py [--short 30] [--notes 30] [--long 3]
+    uv run python -m scripts.benchmarks.modes [--short 30] [--notes 30] [--long 3]
 
 Part 1 (mode per length) transcribes three workloads with the worker's `WhisperEngine`,
 model loaded once, one file at a time (decoded to samples first, as the worker does), in
 `sequential` mode, in `batched` mode as faster-whisper runs it (every clip padded to a
 30 s window) and in `batched` mode with Voxflow's trimmed windows for audio within one
-window (`transcription_worker.pipeline`; longer audio is decoded as faster-whisper does):
+window (`transcription_worker.batched_pipelines`; longer audio is decoded as faster-whisper does):
 voice notes of about 5 s and 15 s, and recordings of about 5 minutes. It reports
 throughput (audio seconds per wall second), WER, and how much of the reference's
 punctuation survives (WER ignores it; readers and the note-taking LLMs do not): what the
@@ -25,37 +25,39 @@ Writes `.voxflow/bench/modes.json` and `modes.md`.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import jiwer
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.common import git_revision, loadavg, machine
-    from scripts.benchmarks.corpus import (
-        DEFAULT_DIR,
-        Recording,
-        check_tools,
-        long_recordings,
-        voice_notes,
-    )
-else:  # run as a script, whose own directory is on sys.path
-    from common import git_revision, loadavg, machine
-    from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings, voice_notes
-
-ROOT = Path(__file__).resolve().parents[2]
-OUT_DIR = ROOT / ".voxflow" / "bench"
-SAMPLE_RATE = 16_000
+from scripts.benchmarks.corpus import (
+    DEFAULT_DIR,
+    CorpusDirOption,
+    Recording,
+    five_minute_recordings,
+    notes_of,
+)
+from scripts.benchmarks.harness import (
+    PUNCTUATION,
+    RESULTS,
+    SAMPLE_RATE,
+    decoded,
+    git_revision,
+    loadavg,
+    machine,
+    no_progress,
+    plain_words,
+    punctuation_kept,
+    write_json,
+)
 
 
 def _words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+    return " ".join(plain_words(text))
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
@@ -104,21 +106,19 @@ def run_modes(
     engines: dict[str, Any], settings: Any, name: str, files: list[Recording]
 ) -> list[dict[str, Any]]:
     """Each mode over one workload, one file at a time."""
-    from faster_whisper import decode_audio
-
     from transcription_worker.options import DecodeOptions
 
     rows = []
     audio = sum(r.duration for r in files)
     # Decoded first, as the worker hands the engine samples (not timed in any mode).
-    samples = [decode_audio(str(r.path), sampling_rate=SAMPLE_RATE) for r in files]
+    samples = decoded(r.path for r in files)
     for label, (engine, mode) in engines.items():
         options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
         texts = []
         began = time.perf_counter()
         for pcm in samples:
             out = engine.transcribe(
-                pcm, model_name=settings.whisper_model, options=options, on_segment=_ignore
+                pcm, model_name=settings.whisper_model, options=options, on_segment=no_progress
             )
             texts.append(out.text)
         wall = time.perf_counter() - began
@@ -137,15 +137,11 @@ def run_modes(
     return rows
 
 
-_MARK = re.compile(r"[.,?!]")
-
-
 def punctuation(references: list[str], hypotheses: list[str]) -> dict[str, float | int]:
     """How much punctuation survives (WER ignores it, readers and note-takers do not)."""
-    wanted = sum(len(_MARK.findall(text)) for text in references) or 1
     return {
-        "punctuation_kept": round(sum(len(_MARK.findall(t)) for t in hypotheses) / wanted, 3),
-        "files_without_punctuation": sum(1 for t in hypotheses if not _MARK.search(t)),
+        "punctuation_kept": round(punctuation_kept(references, hypotheses), 3),
+        "files_without_punctuation": sum(1 for t in hypotheses if not PUNCTUATION.search(t)),
     }
 
 
@@ -153,14 +149,12 @@ def run_ceiling(
     engine: Any, settings: Any, files: list[Recording], windows: str
 ) -> list[dict[str, Any]]:
     """The notes decoded in groups of 1, 4 and 8 clips, encoder and decoder timed apart."""
-    from faster_whisper import decode_audio
-
     from transcription_worker.options import DecodeOptions
 
     loaded = engine._get(settings.whisper_model)
     timer = Timer()
     timer.install(loaded.model)
-    samples = [decode_audio(str(r.path), sampling_rate=SAMPLE_RATE) for r in files]
+    samples = decoded(r.path for r in files)
     audio = sum(len(s) for s in samples) / SAMPLE_RATE
     options = DecodeOptions.resolve(settings, {"mode": "batched"}, 0.0)
     rows = []
@@ -191,10 +185,6 @@ def run_ceiling(
         print(row, file=sys.stderr)
         rows.append(row)
     return rows
-
-
-def _ignore(_fraction: float) -> None:
-    return None
 
 
 def markdown(modes: list[dict[str, Any]], ceiling: list[dict[str, Any]]) -> str:
@@ -233,19 +223,18 @@ def main(
     short: Annotated[int, typer.Option(min=1, help="Voice notes of about 5 s.")] = 30,
     notes: Annotated[int, typer.Option(min=8, help="Voice notes of about 15 s.")] = 30,
     long: Annotated[int, typer.Option(min=1, help="Recordings of about 5 minutes.")] = 3,
-    corpus_dir: Annotated[Path, typer.Option(help="Corpus cache.")] = DEFAULT_DIR,
-    out_dir: Annotated[Path, typer.Option(help="Where modes.json and modes.md go.")] = OUT_DIR,
+    corpus_dir: CorpusDirOption = DEFAULT_DIR,
+    out_dir: Annotated[Path, typer.Option(help="Where modes.json and modes.md go.")] = RESULTS,
 ) -> None:
     """Measure sequential vs batched per audio length, and the micro-batching ceiling."""
     from transcription_worker.engine import WhisperEngine
     from transcription_worker.options import DecodeOptions
     from transcription_worker.settings import TranscriptionWorkerSettings
 
-    check_tools()
     workloads = {
-        "notes 5 s": voice_notes(corpus_dir, short, 5.0, 0, 2),
-        "notes 15 s": voice_notes(corpus_dir, notes, 15.0, 0, 2),
-        "long 5 min": long_recordings(corpus_dir, long, 300.0, 0, 2),
+        "notes 5 s": notes_of(5.0, short, corpus_dir),
+        "notes 15 s": notes_of(15.0, notes, corpus_dir),
+        "long 5 min": five_minute_recordings(long, corpus_dir),
     }
     settings = TranscriptionWorkerSettings()
     full = WhisperEngine(settings.model_copy(update={"whisper_trim_windows": False}), settings)
@@ -260,7 +249,7 @@ def main(
         engine.preload()
         options = DecodeOptions.resolve(settings, {"mode": mode}, 0.0)
         engine.transcribe(warm, model_name=settings.whisper_model, options=options,
-                          on_segment=_ignore)  # fmt: skip
+                          on_segment=no_progress)  # fmt: skip
     began = time.time()
     load_before = loadavg()
     modes = [
@@ -272,7 +261,6 @@ def main(
     ceiling = run_ceiling(full, settings, fifteen, "full") + run_ceiling(
         trimmed, settings, fifteen, "trimmed"
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
         "revision": git_revision(),
@@ -287,7 +275,7 @@ def main(
         "modes": modes,
         "ceiling": ceiling,
     }
-    (out_dir / "modes.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out_dir / "modes.json", report)
     table = markdown(modes, ceiling)
     (out_dir / "modes.md").write_text(table)
     print(table)

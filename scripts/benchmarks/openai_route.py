@@ -1,6 +1,6 @@
 """OpenAI's route against the job API: the same voice notes, the same stack, one run.
 
-    uv run python scripts/benchmarks/openai_route.py [--notes 40] [--concurrency 4,16]
+    uv run python -m scripts.benchmarks.openai_route [--notes 40] [--concurrency 4,16]
 
 One embedded stack (`voxflow run`: both APIs, one transcription worker). For each
 concurrency, the same notes go through, in alternating order so drift hits both alike:
@@ -25,37 +25,39 @@ answer's time (target: at most 25%), and what streaming cost (done over plain). 
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import openai
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.common import (
-        ROOT,
-        RunningStack,
-        console,
-        git_revision,
-        normalise,
-        progress,
-        started_stack,
-    )  # fmt: skip
-    from scripts.benchmarks.corpus import DEFAULT_DIR, Recording, check_tools, long_recordings
-else:  # run as a script, whose own directory is on sys.path
-    from common import ROOT, RunningStack, console, git_revision, normalise, progress, started_stack
-    from corpus import DEFAULT_DIR, Recording, check_tools, long_recordings
+from scripts.benchmarks.corpus import Recording, five_minute_recordings
+from scripts.benchmarks.harness import (
+    RESULTS,
+    SAMPLES,
+    VOICE_NOTE,
+    FiguresPath,
+    RunningStack,
+    console,
+    git_revision,
+    int_list,
+    new_table,
+    normalise,
+    percentile,
+    progress,
+    started_stack,
+    write_json,
+)
 
-NOTE = ROOT / "samples" / "voice_note.ogg"
-SCRIPT = ROOT / "samples" / "voice_note.txt"
-OUT = ROOT / ".voxflow" / "bench" / "openai.json"
+if TYPE_CHECKING:
+    from rich.table import Table
+
+SCRIPT = SAMPLES / "voice_note.txt"
+OUT = RESULTS / "openai.json"
 TARGET = 0.95
 FIRST_DELTA_TARGET = 0.25  # of the plain request's time
 
@@ -63,7 +65,7 @@ FIRST_DELTA_TARGET = 0.25  # of the plain request's time
 def _via_job_api(running: RunningStack) -> Callable[[int], tuple[str, str, float]]:
     def one(_: int) -> tuple[str, str, float]:
         began = time.perf_counter()
-        job_id = str(running.client.submit(NOTE, {})["id"])
+        job_id = str(running.client.submit(VOICE_NOTE, {})["id"])
         running.client.wait(job_id, poll=0.1)
         text = running.client.transcript(job_id)
         return job_id, text, time.perf_counter() - began
@@ -76,7 +78,7 @@ def _via_openai(running: RunningStack) -> Callable[[int], tuple[str, str, float]
 
     def one(_: int) -> tuple[str, str, float]:
         began = time.perf_counter()
-        with NOTE.open("rb") as audio:
+        with VOICE_NOTE.open("rb") as audio:
             answer = client.audio.transcriptions.with_raw_response.create(
                 model="whisper-1", file=audio
             )
@@ -113,13 +115,13 @@ def measure(
     with ThreadPoolExecutor(concurrency) as pool:
         done = list(pool.map(one, range(notes)))
     wall = time.perf_counter() - started
-    latencies = sorted(seconds for _, _, seconds in done)
+    latencies = [seconds for _, _, seconds in done]
     reference = normalise(SCRIPT.read_text())
     wer = statistics.mean(jiwer.wer(reference, normalise(text)) for _, text, _ in done)
     return {
         "route": name, "concurrency": concurrency, "notes": notes, "wall_seconds": wall,
         "notes_per_second": notes / wall, "p50_seconds": statistics.median(latencies),
-        "p95_seconds": latencies[int(0.95 * (len(latencies) - 1))], "mean_wer": wer,
+        "p95_seconds": percentile(latencies, 0.95), "mean_wer": wer,
         "worker_passes": _passes(running, [job_id for job_id, _, _ in done]),
     }  # fmt: skip
 
@@ -201,11 +203,12 @@ def measure_streaming(running: RunningStack, recordings: list[Recording]) -> lis
 
 
 def _streaming_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="stream=true on 5-minute recordings (seconds from the request's start)")
-    for column in ("recording", "accepted", "worker start", "first delta", "transcribed",
-                   "done", "plain answer", "first delta share", "of own done", "stream cost",
-                   "WER", "same text"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "recording" else "right")
+    table = new_table(
+        "stream=true on 5-minute recordings (seconds from the request's start)",
+        ("recording", "accepted", "worker start", "first delta", "transcribed", "done",
+         "plain answer", "first delta share", "of own done", "stream cost", "WER", "same text"),
+        left=("recording",),
+    )  # fmt: skip
     for r in rows:
         table.add_row(
             r["recording"], f"{r['accepted_seconds']:.1f}", f"{r['worker_started_seconds']:.1f}",
@@ -221,16 +224,15 @@ def main(
     notes: Annotated[int, typer.Option(help="Voice notes per measurement.")] = 40,
     concurrency: Annotated[str, typer.Option(help="Comma-separated levels.")] = "4,16",
     long: Annotated[int, typer.Option(help="5-minute recordings streamed (0: none).")] = 4,
-    output: Annotated[Path, typer.Option(help="Where to write the figures.")] = OUT,
+    output: FiguresPath = OUT,
 ) -> None:
     """Measure OpenAI's route against the job API on one stack, then its streaming."""
-    levels = [int(c) for c in concurrency.split(",") if c]
+    levels = int_list(concurrency)
     results: list[dict[str, Any]] = []
     streaming: list[dict[str, Any]] = []
     recordings: list[Recording] = []
     if long:
-        check_tools()
-        recordings = long_recordings(DEFAULT_DIR.resolve(), long, 300.0, 0, 2)
+        recordings = five_minute_recordings(long)
     with started_stack(None, purpose="openai route benchmark") as running:
         routes = {"job API": _via_job_api(running), "OpenAI route": _via_openai(running)}
         for one in routes.values():  # warm-up: models loaded, pools and caches filled
@@ -241,10 +243,12 @@ def main(
                 results.append(measure(name, one, running, notes, level))
         if recordings:
             streaming = measure_streaming(running, recordings)
-    table = Table(title=f"{notes} voice notes: OpenAI's route against the job API")
-    for column in ("route", "concurrency", "notes/s", "wall s", "p50 s", "p95 s", "WER",
-                   "worker passes", "x job API"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "route" else "right")
+    table = new_table(
+        f"{notes} voice notes: OpenAI's route against the job API",
+        ("route", "concurrency", "notes/s", "wall s", "p50 s", "p95 s", "WER", "worker passes",
+         "x job API"),
+        left=("route",),
+    )  # fmt: skip
     by_key = {(r["route"], r["concurrency"]): r for r in results}
     for r in results:
         base = by_key[("job API", r["concurrency"])]
@@ -269,9 +273,7 @@ def main(
             + ("[green]met" if share <= FIRST_DELTA_TARGET else "[red]not met")
             + f" (at most {share:.0%})"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    document = {"git": git_revision(), "results": results, "streaming": streaming}
-    output.write_text(json.dumps(document, indent=2))
+    write_json(output, {"git": git_revision(), "results": results, "streaming": streaming})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Per-job overhead of the Voxflow pipeline compared with faster-whisper called directly.
 
-    uv run python scripts/benchmarks/overhead.py [--runs 5] [--json out.json] [--samples a.ogg ...]
+    uv run python -m scripts.benchmarks.overhead [--runs 5] [--json out.json] [--samples a.ogg ...]
 
 One run measures both sides, so their ratio means something on a small, noisy machine:
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 import os
 import statistics
 import sys
@@ -36,17 +35,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.common import ROOT, console, loadavg, machine, progress, started_stack
-else:  # run as a script, whose own directory is on sys.path
-    from common import ROOT, console, loadavg, machine, progress, started_stack
+from scripts.benchmarks.harness import (
+    SAMPLES,
+    VOICE_NOTE,
+    console,
+    loadavg,
+    machine,
+    new_table,
+    no_progress,
+    progress,
+    started_stack,
+    write_json,
+)
 
-DEFAULT_SAMPLES = [ROOT / "samples" / "voice_note.ogg", ROOT / "samples" / "meeting.ogg"]
+DEFAULT_SAMPLES = [VOICE_NOTE, SAMPLES / "meeting.ogg"]
 LLM_TASKS = ["summary", "diary", "action_items"]
 POLL_SECONDS = 0.05
 
@@ -127,13 +133,9 @@ class Baseline:
         options = DecodeOptions.resolve(self.settings, {}, duration)
         began = time.perf_counter()
         out = self.engine.transcribe(
-            path, model_name=self.settings.whisper_model, options=options, on_segment=_ignore
+            path, model_name=self.settings.whisper_model, options=options, on_segment=no_progress
         )
         return RawRun(path.name, time.perf_counter() - began, out.duration_seconds)
-
-
-def _ignore(_fraction: float) -> None:
-    return None
 
 
 @dataclass
@@ -303,12 +305,12 @@ def summarise(result: Measurements) -> dict[str, Any]:
 def report(result: Measurements, summary: dict[str, Any], *, interleave: bool) -> None:
     """Print the tables."""
     order = "interleaved" if interleave else "raw runs first"
-    table = Table(title=f"Per-job overhead, tasks=[] (medians of {result.runs} runs, {order})")
-    for column in (
-        "sample", "audio s", "raw s", "upload s", "e2e s", "in-worker s",
-        "overhead s", "e2e/raw", "RTF raw", "RTF e2e",
-    ):  # fmt: skip
-        table.add_column(column, justify="left" if column == "sample" else "right")
+    table = new_table(
+        f"Per-job overhead, tasks=[] (medians of {result.runs} runs, {order})",
+        ("sample", "audio s", "raw s", "upload s", "e2e s", "in-worker s", "overhead s",
+         "e2e/raw", "RTF raw", "RTF e2e"),
+        left=("sample",),
+    )  # fmt: skip
     for row in summary["samples"]:
         table.add_row(
             row["sample"],
@@ -324,12 +326,12 @@ def report(result: Measurements, summary: dict[str, Any], *, interleave: bool) -
         )
     console.print(table)
 
-    parts = Table(title="Where the end-to-end time goes (medians, seconds)")
-    for column in (
-        "sample", "queue → claim", "whisper in worker", "worker other", "done → seen",
-        "e2e - whisper", "paired e2e-raw", "paired e2e/raw", "min raw", "min e2e",
-    ):  # fmt: skip
-        parts.add_column(column, justify="left" if column == "sample" else "right")
+    parts = new_table(
+        "Where the end-to-end time goes (medians, seconds)",
+        ("sample", "queue → claim", "whisper in worker", "worker other", "done → seen",
+         "e2e - whisper", "paired e2e-raw", "paired e2e/raw", "min raw", "min e2e"),
+        left=("sample",),
+    )  # fmt: skip
     for row in summary["samples"]:
         b = row["breakdown_median_seconds"]
         parts.add_row(
@@ -435,7 +437,7 @@ def main(
             "jobs": [dataclasses.asdict(j) for j in result.jobs],
             "llm_job_run": dataclasses.asdict(result.llm_job) if result.llm_job else None,
         }
-        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        write_json(json_path, document)
         console.print(f"wrote {json_path}")
 
 

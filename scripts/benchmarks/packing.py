@@ -5,32 +5,26 @@ however short. Packing consecutive notes into one window (with silence between t
 encoder passes; too little silence and Whisper runs neighbouring notes together. This runs
 both on the same notes, with the model loaded once, and reports speed and WER.
 
-    uv run python scripts/benchmarks/packing.py --seconds 8 --count 40
+    uv run python -m scripts.benchmarks.packing --seconds 8 --count 40
 """
 
 from __future__ import annotations
 
-import re
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import jiwer
 import numpy as np
 import typer
 
-from transcription_worker.engine import resolve_model
+from scripts.benchmarks.corpus import notes_of
+from scripts.benchmarks.harness import SAMPLE_RATE, decoded, plain_words, whisper_model
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.corpus import DEFAULT_DIR, check_tools, voice_notes
-else:  # run as a script, whose own directory is on sys.path
-    from corpus import DEFAULT_DIR, check_tools, voice_notes
-
-SAMPLE_RATE = 16000
 WINDOW_LIMIT = 29.5  # seconds of audio one packed clip may span (as the worker packs)
 
 
 def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+    return " ".join(plain_words(text))
 
 
 def _groups(audios: list[Any], gap: float, pack: bool) -> list[list[int]]:
@@ -98,13 +92,12 @@ def main(
     gaps: Annotated[str, typer.Option(help="Silences to try between packed notes.")] = "1,2",
 ) -> None:
     """Compare a window per note with packed windows on the same notes."""
-    from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
+    from faster_whisper import BatchedInferencePipeline
 
-    check_tools()
-    notes = voice_notes(DEFAULT_DIR.resolve(), count, seconds, seed=0, workers=2)
-    audios = [decode_audio(str(note.path), SAMPLE_RATE) for note in notes]
+    notes = notes_of(seconds, count)
+    audios = decoded(note.path for note in notes)
     refs = [note.text for note in notes]
-    model = WhisperModel(resolve_model("tiny.en"), device="cpu", compute_type="int8")
+    model = whisper_model("tiny.en", "cpu", "int8")
     batched = BatchedInferencePipeline(model)
     run(batched, audios[:4], refs[:4], 0.5, pack=False)  # warm-up
     print(f"{count} notes of about {seconds:g} s, tiny.en, batch 8")

@@ -1,6 +1,6 @@
 """A smaller first batch for long recordings: how soon the first words come, at what cost.
 
-    uv run python scripts/benchmarks/ramp.py [--long 4] [--firsts 0,1,2,4] [--rounds 2]
+    uv run python -m scripts.benchmarks.ramp [--long 4] [--firsts 0,1,2,4] [--rounds 2]
 
 The worker's `WhisperEngine` (model loaded once) transcribes 5-minute recordings (corpus.py)
 in batched mode, one at a time, decoded to samples first as the worker does: as a job that
@@ -17,16 +17,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.corpus import DEFAULT_DIR, check_tools, long_recordings
-else:  # run as a script, whose own directory is on sys.path
-    from corpus import DEFAULT_DIR, check_tools, long_recordings
-
-SAMPLE_RATE = 16_000
+from scripts.benchmarks.corpus import FiveMinutesOption, five_minute_recordings
+from scripts.benchmarks.harness import decoded, no_progress, worker_engine
 
 
 @dataclass
@@ -55,7 +51,7 @@ def run(engine: Any, options: Any, model: str, setting: Setting, samples: list[A
                 first.append(time.perf_counter() - began)
 
         out = engine.transcribe(pcm, model_name=model, options=options,
-                                on_segment=lambda _f: None, on_decoded=heard)  # fmt: skip
+                                on_segment=no_progress, on_decoded=heard)  # fmt: skip
         wall = time.perf_counter() - began
         setting.walls.append(wall)
         setting.firsts.append(first[0] / wall)
@@ -64,25 +60,18 @@ def run(engine: Any, options: Any, model: str, setting: Setting, samples: list[A
 
 
 def main(
-    long: Annotated[int, typer.Option(help="5-minute recordings.", min=1)] = 4,
+    long: FiveMinutesOption = 4,
     firsts: Annotated[str, typer.Option(help="First-batch sizes; the first is the base.")] = (
         "0,1,2,4"
     ),
     rounds: Annotated[int, typer.Option(help="Runs of each (alternating order).", min=1)] = 2,
 ) -> None:
     """Compare first-batch sizes on the same recordings."""
-    from faster_whisper import decode_audio
-
-    from transcription_worker.engine import WhisperEngine
     from transcription_worker.options import DecodeOptions
-    from transcription_worker.settings import TranscriptionWorkerSettings
 
-    check_tools()
-    files = long_recordings(DEFAULT_DIR.resolve(), long, 300.0, 0, 2)
-    samples = [decode_audio(str(f.path), sampling_rate=SAMPLE_RATE) for f in files]
-    config = TranscriptionWorkerSettings()
-    engine = WhisperEngine(config, config)
-    engine.preload()
+    files = five_minute_recordings(long)
+    samples = decoded(f.path for f in files)
+    engine, config = worker_engine()
     options = DecodeOptions.resolve(config, {"mode": "batched"}, 300.0)
     settings = [Setting(int(n)) for n in firsts.split(",")]
     audio = sum(f.duration for f in files)

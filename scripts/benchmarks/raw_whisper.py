@@ -1,6 +1,6 @@
 """faster-whisper called directly, in a process of its own (the throughput benchmark's baseline).
 
-    uv run python scripts/benchmarks/raw_whisper.py --mode batched --out result.json \
+    uv run python -m scripts.benchmarks.raw_whisper --mode batched --out result.json \
         [--warmup samples/voice_note.ogg] FILE...
 
 Loads the worker's `WhisperEngine` once (settings from the environment, as the worker reads
@@ -8,8 +8,9 @@ them, with `whisper_mode` forced to `--mode`, Voxflow's window trimming off and 
 library's default batch of 8 encoded whole, so the batched pipeline is faster-whisper's
 own; batches.py sets other batch sizes), transcribes the warm-up file untimed, then each
 FILE one at a time, and writes per-file wall times and texts plus this process's peak RSS
-(`ru_maxrss`, the kernel's high-water mark) as JSON. It imports only what transcribing needs,
-so its memory is the baseline the worker's is compared with.
+(`ru_maxrss`, the kernel's high-water mark) as JSON. It imports only what transcribing needs
+(nothing of the benchmarks' harness), so its memory is the baseline the worker's is compared
+with.
 """
 
 from __future__ import annotations

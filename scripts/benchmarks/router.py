@@ -1,6 +1,6 @@
 """What the LLM router adds to a call: routed vs direct SDK calls against one local server.
 
-    uv run python scripts/benchmarks/router.py [--calls 300] [--redis-url redis://...]
+    uv run python -m scripts.benchmarks.router [--calls 300] [--redis-url redis://...]
 
 Starts the local server that speaks OpenAI's protocol (the one the tests use), then, in one
 run and interleaved so drift hits both alike, makes the same chat completion
@@ -13,10 +13,8 @@ embedded one. Writes `.voxflow/bench/router.json`.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -27,25 +25,22 @@ import openai
 import redis
 import typer
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # for tests.llm_vendors, the vendor-protocol server
-
-from llm_worker.prompts import render  # noqa: E402
-from llm_worker.router.config import RouterConfig  # noqa: E402
-from llm_worker.router.router import Router  # noqa: E402
-from tests.llm_vendors import VendorServer  # noqa: E402
-from voxflow.embedded import EmbeddedRedis, redis_client_url  # noqa: E402
+from llm_worker.prompts import render
+from llm_worker.router.config import RouterConfig
+from llm_worker.router.router import Router
+from scripts.benchmarks.harness import RESULTS, percentile, write_json
+from tests.support.llm_vendors import VendorServer  # the vendor-protocol server of the tests
+from voxflow.embedded import EmbeddedRedis, redis_client_url
 
 KEY = "sk-bench-0123456789"
-OUT = ROOT / ".voxflow" / "bench" / "router.json"
+OUT = RESULTS / "router.json"
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
     return {
-        "median_ms": round(statistics.median(ordered) * 1000, 3),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3),
-        "calls": len(ordered),
+        "median_ms": round(statistics.median(samples) * 1000, 3),
+        "p95_ms": round(percentile(samples, 0.95) * 1000, 3),
+        "calls": len(samples),
     }
 
 
@@ -118,8 +113,7 @@ def main(
             client.close()
             if embedded is not None:
                 embedded.stop()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(OUT, result)
     for name in ("direct", "routed", "cache_hit"):
         row = result[name]
         print(f"{name:10} median {row['median_ms']:7.3f} ms   p95 {row['p95_ms']:7.3f} ms")

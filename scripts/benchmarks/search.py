@@ -1,7 +1,7 @@
 """Search benchmark: `GET /v1/search` over 10,000 transcripts, through HTTP, on one process.
 
-    uv run python scripts/benchmarks/search.py                       # 10,000 transcripts
-    uv run python scripts/benchmarks/search.py --transcripts 2000    # quicker
+    uv run python -m scripts.benchmarks.search                       # 10,000 transcripts
+    uv run python -m scripts.benchmarks.search --transcripts 2000    # quicker
 
 Embedded PostgreSQL and Redis start in a temporary directory; the migrations run; the
 transcripts are written (scripts/benchmarks/searchseed.py: 50 to 200 segments each, four
@@ -20,31 +20,35 @@ sizes of the table and its index. The target: p95 under 50 ms for the mix.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
 import psycopg
 import typer
-from rich.table import Table
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks import loadgen
-    from scripts.benchmarks.common import ROOT, console, git_revision, loadavg, progress
-    from scripts.benchmarks.load import CURRENT, Variant, apis
-    from scripts.benchmarks.searchseed import Seeded, seed
-else:  # run as a script, whose own directory is on sys.path
-    import loadgen
-    from common import ROOT, console, git_revision, loadavg, progress
-    from load import CURRENT, Variant, apis
-    from searchseed import Seeded, seed
+from scripts.benchmarks import loadgen
+from scripts.benchmarks.harness import (
+    CURRENT,
+    ROOT,
+    JsonOutput,
+    Variant,
+    apis,
+    console,
+    git_revision,
+    int_list,
+    loadavg,
+    migrated_servers,
+    new_table,
+    percentile,
+    progress,
+    write_json,
+)
+from scripts.benchmarks.searchseed import Seeded, seed
 
 TENANTS = ["acme", "globex", "initech", "umbrella"]
 TARGET_P95_MS = 50.0
@@ -97,11 +101,6 @@ def kinds(seeded: Seeded, tenant: str) -> list[Kind]:
     ]
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def measure_alone(client: httpx.Client, kind: Kind, limit: int, requests: int) -> None:
     """Time `requests` requests of one kind, one at a time, after a few to warm up."""
     for _ in range(3):
@@ -115,7 +114,8 @@ def measure_alone(client: httpx.Client, kind: Kind, limit: int, requests: int) -
         client.get(kind.path(limit)).raise_for_status()
         times.append((time.perf_counter() - started) * 1000)
     kind.p50_ms = statistics.median(times)
-    kind.p95_ms, kind.p99_ms = _percentile(times, 0.95), _percentile(times, 0.99)
+    kind.p95_ms = percentile(times, 0.95, nearest=True)
+    kind.p99_ms = percentile(times, 0.99, nearest=True)
 
 
 @dataclass
@@ -149,17 +149,20 @@ def sizes(database_url: str) -> dict[str, str]:
 def report(alone: list[Kind], phases: list[MixPhase], facts: dict[str, Any]) -> None:
     """The two tables and the verdict."""
     share = f"{facts['tenant_transcripts']:,} of {facts['transcripts']:,} transcripts"
-    table = Table(title=f"GET /v1/search alone, one at a time ({facts['tenant']}: {share})")
-    for column in ("kind", "query", "hits", "more", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column in ("kind", "query") else "right")
+    table = new_table(
+        f"GET /v1/search alone, one at a time ({facts['tenant']}: {share})",
+        ("kind", "query", "hits", "more", "p50 ms", "p95 ms", "p99 ms"),
+        left=("kind", "query"),
+    )
     for kind in alone:
         table.add_row(kind.name, kind.query, str(kind.hits), "yes" if kind.next_page else "",
                       f"{kind.p50_ms:.1f}", f"{kind.p95_ms:.1f}", f"{kind.p99_ms:.1f}")  # fmt: skip
     console.print(table)
-    mix = Table(title="The mix in rotation (wrk)")
-    for column in ("conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "API CPU ms/req",
-                   "DB CPU ms/req"):  # fmt: skip
-        mix.add_column(column, justify="right")
+    mix = new_table(
+        "The mix in rotation (wrk)",
+        ("conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "API CPU ms/req",
+         "DB CPU ms/req"),
+    )  # fmt: skip
     for phase in phases:
         mix.add_row(str(phase.connections), f"{phase.rate:,.0f}", f"{phase.p50_ms:.1f}",
                     f"{phase.p95_ms:.1f}", f"{phase.p99_ms:.1f}", str(phase.errors),
@@ -178,82 +181,63 @@ def main(
     seconds: Annotated[float, typer.Option(help="Length of each wrk phase.")] = 10.0,
     connections: Annotated[str, typer.Option(help="wrk phases, comma-separated.")] = "1,4,16",
     limit: Annotated[int, typer.Option(help="Hits per page.")] = 20,
-    output: Annotated[Path | None, typer.Option(help="Write the figures as JSON here.")] = None,
+    output: JsonOutput = None,
 ) -> None:
     """Seed transcripts into a fresh database and time the search endpoint through HTTP."""
     from voxflow.apikeys import issue_key
     from voxflow.db import make_engine, make_sessionmaker, session_scope
-    from voxflow.embedded import EmbeddedServers
-    from voxflow.migrate import upgrade
 
     loadgen.check_wrk()
     tenant = TENANTS[0]
-    with tempfile.TemporaryDirectory(prefix="vf-search-") as tmp:
-        servers = EmbeddedServers(Path(tmp) / "data")
-        urls = servers.start()
-        try:
-            upgrade(urls.database_url)
-            progress.print(f"[dim]seeding {transcripts:,} transcripts")
-            started = time.perf_counter()
-            seeded = seed(urls.database_url, TENANTS, transcripts)
-            seed_seconds = time.perf_counter() - started
-            engine = make_engine(urls.database_url, pool_size=1)
-            with session_scope(make_sessionmaker(engine)) as session:
-                key = issue_key(session, tenant, "search-bench").secret
-            engine.dispose()
-            env = {"VOXFLOW_DATABASE_URL": urls.database_url, "VOXFLOW_REDIS_URL": urls.redis_url,
-                   "VOXFLOW_DATA_DIR": str(Path(tmp) / "data"),
-                   "VOXFLOW_STORAGE_ROOT": str(Path(tmp) / "storage")}  # fmt: skip
-            logs = Path(tmp) / "logs"
-            logs.mkdir()
-            auth = {"Authorization": f"Bearer {key}"}
-            mix = kinds(seeded, tenant)
-            phases: list[MixPhase] = []
-            with (
-                apis(Variant(CURRENT, ROOT), env, logs) as running,
-                httpx.Client(base_url=running.status_url, headers=auth, timeout=30) as client,
-            ):
-                first = client.get(mix[0].path(limit)).json()
-                mix[-1].cursor = first["next_cursor"]
-                for kind in mix:
-                    progress.print(f"[dim]alone: {kind.name} ({kind.query})")
-                    measure_alone(client, kind, limit, requests)
-                script = loadgen.get_script([kind.path(limit) for kind in mix], auth)
-                pgdata = servers.postgres.pgdata
-                for level in [int(c) for c in connections.split(",") if c]:
-                    progress.print(f"[dim]mix at {level} connections")
-                    loadgen.run_phase(script, running.status_url, connections=level, seconds=1)
-                    postmaster = loadgen.postmaster_pid(pgdata)
-                    api_before = loadgen.tree_cpu_seconds(running.status_pid)
-                    db_before = loadgen.tree_cpu_seconds(postmaster)
-                    phase = loadgen.run_phase(
-                        script, running.status_url, connections=level, seconds=seconds
-                    )
-                    per = 1000 / max(phase.requests, 1)
-                    phases.append(MixPhase(
-                        connections=level, rate=phase.rate, p50_ms=phase.p50_ms,
-                        p95_ms=phase.p95_ms, p99_ms=phase.p99_ms, errors=phase.errors,
-                        requests=phase.requests,
-                        api_cpu_ms=(loadgen.tree_cpu_seconds(running.status_pid) - api_before)
-                        * per,
-                        db_cpu_ms=(loadgen.tree_cpu_seconds(postmaster) - db_before) * per,
-                    ))  # fmt: skip
-            facts: dict[str, Any] = {
-                "tenant": tenant, "tenant_transcripts": seeded.transcripts[tenant],
-                "transcripts": transcripts, "seed_seconds": round(seed_seconds, 1),
-                "sizes": sizes(urls.database_url), "cpu_count": os.cpu_count(),
-                "loadavg": loadavg(),
-            }  # fmt: skip
-        finally:
-            servers.stop()
+    with migrated_servers("vf-search-") as servers:
+        progress.print(f"[dim]seeding {transcripts:,} transcripts")
+        started = time.perf_counter()
+        seeded = seed(servers.database_url, TENANTS, transcripts)
+        seed_seconds = time.perf_counter() - started
+        engine = make_engine(servers.database_url, pool_size=1)
+        with session_scope(make_sessionmaker(engine)) as session:
+            key = issue_key(session, tenant, "search-bench").secret
+        engine.dispose()
+        auth = {"Authorization": f"Bearer {key}"}
+        mix = kinds(seeded, tenant)
+        phases: list[MixPhase] = []
+        with (
+            apis(Variant(CURRENT, ROOT), servers.env(), servers.logs) as running,
+            httpx.Client(base_url=running.status_url, headers=auth, timeout=30) as client,
+        ):
+            first = client.get(mix[0].path(limit)).json()
+            mix[-1].cursor = first["next_cursor"]
+            for kind in mix:
+                progress.print(f"[dim]alone: {kind.name} ({kind.query})")
+                measure_alone(client, kind, limit, requests)
+            script = loadgen.get_script([kind.path(limit) for kind in mix], auth)
+            for level in int_list(connections):
+                progress.print(f"[dim]mix at {level} connections")
+                loadgen.run_phase(script, running.status_url, connections=level, seconds=1)
+                costed = loadgen.run_costed_phase(
+                    script, running.status_url, api_pid=running.status_pid,
+                    pgdata=servers.pgdata, connections=level, seconds=seconds,
+                )  # fmt: skip
+                phase = costed.phase
+                phases.append(MixPhase(
+                    connections=level, rate=phase.rate, p50_ms=phase.p50_ms,
+                    p95_ms=phase.p95_ms, p99_ms=phase.p99_ms, errors=phase.errors,
+                    requests=phase.requests, api_cpu_ms=costed.api_cpu_per_1k,
+                    db_cpu_ms=costed.db_cpu_per_1k,
+                ))  # fmt: skip
+        facts: dict[str, Any] = {
+            "tenant": tenant, "tenant_transcripts": seeded.transcripts[tenant],
+            "transcripts": transcripts, "seed_seconds": round(seed_seconds, 1),
+            "sizes": sizes(servers.database_url), "cpu_count": os.cpu_count(),
+            "loadavg": loadavg(),
+        }  # fmt: skip
     report(mix, phases, facts)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "git": git_revision(), **facts, "limit": limit,
             "alone": [asdict(k) for k in mix], "mix": [asdict(p) for p in phases],
         }  # fmt: skip
-        output.write_text(json.dumps(document, indent=2))
+        write_json(output, document)
     if phases and phases[0].p95_ms >= TARGET_P95_MS:
         raise SystemExit(1)
 

@@ -23,14 +23,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
-if TYPE_CHECKING:  # mypy names modules by their path from the repository root
-    from scripts.benchmarks.corpus import sentence
-else:  # run as a script, whose own directory is on sys.path
-    from corpus import sentence
+from scripts.benchmarks.corpus import sentence
 
 VOCABULARY = 20_000  # made-up subject words
 SUBJECT_TERMS = 12  # subject words per transcript

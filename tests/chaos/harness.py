@@ -3,7 +3,7 @@
 Each test gets a Redis server of its own (on a free port, nothing on disk, so a restart comes
 back empty) and, when it stops the database, a PostgreSQL server of its own; the machine's
 shared servers are never touched. Services run exactly as deployed: uvicorn for the APIs,
-`celery worker` for the workers (with soft shutdown), `python -m voxflow.sweeper`.
+`celery worker` for the workers (with soft shutdown), `python -m sweeper`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import SAMPLES
-from tests.infra.promserver import free_port
+from tests.support.served import free_port
 from voxflow.jobs.models import Job, JobEvent, Transcript
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
 
@@ -182,7 +182,7 @@ class Platform:
                                      f"tx-{uuid.uuid4().hex[:6]}@localhost", *flags],
             "llm_worker": [*worker, "llm_worker.tasks", "worker", "-Q", LLM_QUEUE, "-c", "1",
                            "-n", f"llm-{uuid.uuid4().hex[:6]}@localhost", *flags],
-            "sweeper": [py, "-m", "voxflow.sweeper"],
+            "sweeper": [py, "-m", "sweeper"],
         }  # fmt: skip
 
     def start(self, *names: str, overrides: dict[str, dict[str, str]] | None = None) -> None:

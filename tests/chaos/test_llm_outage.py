@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.chaos.conftest import PlatformFactory
 from tests.chaos.harness import assert_nothing_lost, audit, short_notes
-from tests.llm_vendors import VendorServer
+from tests.support.llm_vendors import VendorServer
 
 KEY = "sk-chaos-0123456789abcdef"
 SUMMARY = {"tasks": ["summary"]}

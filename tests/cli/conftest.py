@@ -11,9 +11,9 @@ from typer.testing import CliRunner, Result
 from ingest_api.app import create_app as create_ingest_app
 from status_api.app import create_app as create_status_app
 from tests.e2e.conftest import purged_queues, workers  # noqa: F401  (shared fixtures)
-from tests.services.ingest_api.served import served
+from tests.support.served import served
 from voxflow.apikeys import IssuedKey
-from voxflow.cli.main import app
+from voxflow_cli.main import app
 
 
 @dataclass(frozen=True)

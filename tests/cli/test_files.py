@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from voxflow.cli.common import age, clock
-from voxflow.cli.files import Recording, collect, notes_path, plan_outputs
-from voxflow.cli.search import MATCH_STYLE, highlight
+from voxflow_cli.common import age, clock
+from voxflow_cli.files import Recording, collect, notes_path, plan_outputs
+from voxflow_cli.search import MATCH_STYLE, highlight
 
 
 def touch(root: Path, *names: str) -> None:

@@ -23,7 +23,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = [

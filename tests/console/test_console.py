@@ -29,8 +29,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import ROOT, SAMPLES
 from tests.console.conftest import DESKTOP, PHONE, Watched
-from tests.infra.stackrun import RunningStack
-from tests.servers import Servers, scratch_database
+from tests.support.servers import Servers, scratch_database
+from tests.support.stackrun import RunningStack
 from voxflow.apikeys import issue_key
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import redis_client_url

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from status_api.app import create_app
 from tests.console.conftest import Watched
-from tests.services.ingest_api.served import served
 from tests.services.status_api.conftest import JobMaker
+from tests.support.served import served
 from voxflow.jobs.states import JobStatus
 
 

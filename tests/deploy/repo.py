@@ -35,7 +35,8 @@ class Image:
     package: str
     package_dir: str  # the package's sources, copied into the build
     extras: tuple[str, ...] = ()
-    kind: str = "api"  # api, worker or cli
+    # api (uvicorn), worker (celery), daemon (a loop serving /metrics) or cli (one-shots)
+    kind: str = "api"
 
     @property
     def path(self) -> Path:
@@ -58,8 +59,11 @@ IMAGES: dict[str, Image] = {
               "services/transcription_worker/transcription_worker", kind="worker"),
         Image("voxflow/llm-worker", "services/llm_worker/Dockerfile", "voxflow-llm-worker",
               "services/llm_worker/llm_worker", kind="worker"),
-        Image("voxflow/cli", "shared/Dockerfile", "voxflow", "shared/voxflow", ("cli",),
-              kind="cli"),
+        Image("voxflow/webhook-sender", "services/webhook_sender/Dockerfile",
+              "voxflow-webhook-sender", "services/webhook_sender/webhook_sender", kind="worker"),
+        Image("voxflow/sweeper", "services/sweeper/Dockerfile", "voxflow-sweeper",
+              "services/sweeper/sweeper", kind="daemon"),
+        Image("voxflow/cli", "cli/Dockerfile", "voxflow-cli", "cli/voxflow_cli", kind="cli"),
     )
 }  # fmt: skip
 
@@ -93,8 +97,36 @@ def pyproject(relative: str) -> dict[str, object]:
 
 def workspace_pyprojects() -> list[str]:
     """The root pyproject and every member's, as paths relative to the root."""
-    members = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("services/*/pyproject.toml"))
-    return ["pyproject.toml", "shared/pyproject.toml", *members]
+    workspace = pyproject("pyproject.toml")["tool"]
+    assert isinstance(workspace, dict)
+    patterns = workspace["uv"]["workspace"]["members"]
+    members = {p.parent.relative_to(ROOT).as_posix()
+               for pattern in patterns for p in ROOT.glob(f"{pattern}/pyproject.toml")}  # fmt: skip
+    return ["pyproject.toml", *sorted(f"{member}/pyproject.toml" for member in members)]
+
+
+def workspace_sources(package: str) -> set[str]:
+    """The source directories of a workspace package and of the members it depends on."""
+    members: dict[str, tuple[str, list[str]]] = {}
+    for relative in workspace_pyprojects()[1:]:
+        data = pyproject(relative)
+        project, tool = data["project"], data["tool"]
+        assert isinstance(project, dict)
+        assert isinstance(tool, dict)
+        (source,) = tool["hatch"]["build"]["targets"]["wheel"]["packages"]
+        member = relative.removesuffix("/pyproject.toml")
+        requires = [re.split(r"[\[<>=!~; ]", str(r), maxsplit=1)[0]
+                    for r in project.get("dependencies", [])]  # fmt: skip
+        members[str(project["name"])] = (f"{member}/{source}", requires)
+    found: set[str] = set()
+    pending = [package]
+    while pending:
+        name = pending.pop()
+        if name in members and members[name][0] not in found:
+            found.add(members[name][0])
+            pending += members[name][1]
+    assert found, f"{package} is no workspace package"
+    return found
 
 
 def project_versions() -> dict[str, str]:
@@ -167,7 +199,7 @@ def voxflow_commands() -> set[str]:
     """Sub-commands of the `voxflow` command (its typer app)."""
     import typer.main
 
-    from voxflow.cli.main import app
+    from voxflow_cli.main import app
 
     group = typer.main.get_command(app)
     commands = getattr(group, "commands", {})

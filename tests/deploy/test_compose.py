@@ -24,15 +24,17 @@ from tests.deploy.repo import (
     check_setting_names,
     image_of,
     project_versions,
+    workspace_sources,
 )
 
 VOXFLOW_SERVICES = {
     "migrate", "ingest-api", "status-api", "transcription-worker", "transcription-worker-gpu",
-    "llm-worker", "sweeper",
+    "llm-worker", "webhook-sender", "sweeper",
 }  # fmt: skip
 SERVERS = {"postgres", "redis", "minio", "minio-init"}
 OBSERVABILITY = {"otel-collector", "jaeger", "prometheus", "grafana"}
-SCALABLE = {"transcription-worker", "llm-worker", "ingest-api", "status-api"}
+WORKERS = {"transcription-worker", "llm-worker", "webhook-sender"}
+SCALABLE = {*WORKERS, "ingest-api", "status-api"}
 FILES = {"base": [compose.COMPOSE], "dev": [compose.COMPOSE_DEV],
          "merged": [compose.COMPOSE, compose.COMPOSE_DEV]}  # fmt: skip
 
@@ -229,12 +231,12 @@ def test_scalable_services_can_be_scaled(stack: dict[str, Any]) -> None:
         for port in service.get("ports", []):
             published = str(port).rsplit(":", 1)[0]
             assert name in ("ingest-api", "status-api") or not published, name
-    for name in ("transcription-worker", "llm-worker"):
+    for name in WORKERS:
         assert "ports" not in stack["services"][name], f"{name}: replicas cannot share a port"
 
 
 def test_workers_get_time_to_finish_or_hand_back(stack: dict[str, Any]) -> None:
-    for name in ("transcription-worker", "transcription-worker-gpu", "llm-worker"):
+    for name in (*WORKERS, "transcription-worker-gpu"):
         service = stack["services"][name]
         soft = float(compose.environment(service)["VOXFLOW_SOFT_SHUTDOWN_SECONDS"])
         grace = compose.seconds(service["stop_grace_period"])
@@ -301,7 +303,7 @@ def test_dev_mounts_the_sources_and_reloads(dev_stack: dict[str, Any]) -> None:
             for v in service["volumes"]
             if str(v).startswith("./")
         }
-        for package_dir in ("shared/voxflow", image.package_dir):
+        for package_dir in sorted(workspace_sources(image.package)):
             assert mounted.get(package_dir) == f"/app/src/{Path(package_dir).name}", (
                 f"{name}: mount {package_dir} at /app/src"
             )

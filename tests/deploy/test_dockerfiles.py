@@ -22,6 +22,7 @@ from packaging.specifiers import SpecifierSet
 from ingest_api.settings import IngestSettings
 from llm_worker.settings import LlmWorkerSettings
 from status_api.settings import StatusSettings
+from sweeper.settings import SweeperSettings
 from tests.deploy.dockerfile import (
     Stage,
     arg_default,
@@ -54,18 +55,21 @@ from tests.deploy.repo import (
     pyproject,
     require_tool,
     workspace_pyprojects,
+    workspace_sources,
 )
 from transcription_worker.settings import TranscriptionWorkerSettings
 from voxflow.queue.celery_app import QueueSettings
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE
-from voxflow.sweeper import SweeperSettings
+from voxflow.settings import DatabaseSettings, StorageSettings
+from webhook_sender.settings import WebhookSenderSettings
 
 CPU = IMAGES["voxflow/transcription-worker"]
 CUDA = IMAGES["voxflow/transcription-worker-cuda"]
 TRANSCRIPTION = {CPU.name: "cpu", CUDA.name: "cuda"}
 # The queues each worker image consumes; the first names its Celery node (`<queue>@%h`).
 WORKER_QUEUES = {CPU.name: (TRANSCRIPTION_QUEUE,), CUDA.name: (TRANSCRIPTION_QUEUE,),
-                 "voxflow/llm-worker": (LLM_QUEUE, WEBHOOK_QUEUE)}  # fmt: skip
+                 "voxflow/llm-worker": (LLM_QUEUE,),
+                 "voxflow/webhook-sender": (WEBHOOK_QUEUE,)}  # fmt: skip
 # The settings each image's process reads (its environment may set only these).
 SETTINGS = {
     "voxflow/ingest-api": {*IngestSettings.model_fields},
@@ -73,7 +77,10 @@ SETTINGS = {
     CPU.name: {*TranscriptionWorkerSettings.model_fields, *QueueSettings.model_fields},
     CUDA.name: {*TranscriptionWorkerSettings.model_fields, *QueueSettings.model_fields},
     "voxflow/llm-worker": {*LlmWorkerSettings.model_fields, *QueueSettings.model_fields},
-    "voxflow/cli": {*SweeperSettings.model_fields},
+    "voxflow/webhook-sender": {*WebhookSenderSettings.model_fields, *QueueSettings.model_fields},
+    "voxflow/sweeper": {*SweeperSettings.model_fields},
+    # `voxflow migrate` and `voxflow keys`: the database, or the data directory's stack.
+    "voxflow/cli": {*DatabaseSettings.model_fields, *StorageSettings.model_fields},
 }
 # Principle 4: heavy dependencies stay in the images that use them.
 ONLY_IN = {
@@ -238,6 +245,9 @@ def test_uv_sync_installs_the_image_package_from_the_lock(image: Image) -> None:
         assert extras == image.extras
     assert "--no-install-workspace" in syncs[0]
     assert "--no-editable" in syncs[1], "the runtime copies only the venv: install as wheels"
+    left_out = [{argv[i + 1] for i, a in enumerate(argv) if a == "--no-install-package"}
+                for argv in syncs]  # fmt: skip
+    assert left_out[0] == left_out[1], "the second sync would install what the first left out"
 
 
 def test_uv_resolves_the_dependency_layer_offline(image: Image, tmp_path: Path) -> None:
@@ -261,9 +271,11 @@ def test_uv_resolves_the_dependency_layer_offline(image: Image, tmp_path: Path) 
 
 
 def test_package_sources_are_copied(image: Image) -> None:
+    # The image's package and every workspace member it depends on, nothing else.
     sources = {s for c in context_copies(image.path) for s in c.sources}
-    expected = {*workspace_pyprojects(), "uv.lock", "shared/voxflow", image.package_dir}
-    assert sources == expected
+    packages = workspace_sources(image.package)
+    assert {"shared/voxflow", image.package_dir} <= packages
+    assert sources == {*workspace_pyprojects(), "uv.lock", *packages}
 
 
 def test_from_references_name_earlier_stages(image: Image) -> None:
@@ -336,6 +348,9 @@ def test_exposes_the_port_it_serves(image: Image) -> None:
     if image.kind == "api":
         assert exposed_ports(runtime) == {int(option(argv, "--port", "--port"))}
         assert option(argv, "--host", "--host") == "0.0.0.0"
+    elif image.kind == "cli":
+        assert exposed_ports(runtime) == set(), "one-shot commands serve nothing"
+        assert "VOXFLOW_METRICS_PORT" not in env
     else:
         assert exposed_ports(runtime) == {int(env["VOXFLOW_METRICS_PORT"])}
         assert env["VOXFLOW_METRICS_HOST"] == "0.0.0.0"
@@ -346,7 +361,7 @@ def test_healthcheck_probes_this_process(image: Image) -> None:
     words = healthcheck(runtime)
     argv = command(runtime, all_stages)
     if image.kind == "cli":
-        assert words is None, "one image runs migrate, sweeper and keys: no single probe fits"
+        assert words is None, "one-shot commands (migrate, keys): nothing to probe"
         return
     assert words is not None
     if image.kind == "api":
@@ -354,11 +369,20 @@ def test_healthcheck_probes_this_process(image: Image) -> None:
         assert words[:2] == ["python", "-c"]
         assert f"http://127.0.0.1:{port}/healthz" in words[2]
         return
+    if image.kind == "daemon":
+        port = environment(runtime, all_stages)["VOXFLOW_METRICS_PORT"]
+        assert words[:2] == ["python", "-c"]
+        assert f"http://127.0.0.1:{port}/metrics" in words[2]
+        return
     assert words[:1] == ["celery"]
     assert words[words.index("inspect") + 1] == "ping"
     assert option(words, "-A", "--app") == option(argv, "-A", "--app")
     node = option(argv, "-n", "--hostname").replace("%h", "${HOSTNAME}")
     assert option(words, "-d", "--destination") == node
+
+
+def test_every_worker_image_has_its_queues() -> None:
+    assert {name for name, image in IMAGES.items() if image.kind == "worker"} == set(WORKER_QUEUES)
 
 
 @pytest.mark.parametrize("name", sorted(WORKER_QUEUES))

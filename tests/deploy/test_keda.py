@@ -4,10 +4,9 @@ A Redis list holds only the messages no worker has taken (kombu moves a delivere
 to its `unacked` hash), so a ScaledObject on the list length alone scales workers down
 while they are in the middle of a job (kedacore/keda #157). Voxflow's ScaledObjects ask
 PostgreSQL, the source of truth, instead: jobs waiting for the stage plus the workers busy
-with it, and for the LLM worker, which delivers the job webhooks too, the deliveries that
-are due. These tests run each overlay's queries against the test database with jobs and
-deliveries in every state, and check the triggers' wiring (docs/deployment.md, "Autoscaling
-the workers").
+with it, and for the webhook sender, the deliveries that are due. These tests run each
+overlay's queries against the test database with jobs and deliveries in every state, and
+check the triggers' wiring (docs/deployment.md, "Autoscaling the workers").
 """
 
 from __future__ import annotations
@@ -24,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from tests.deploy import kube
 from tests.deploy.dockerfile import option
-from tests.shared.job_helpers import LEASE, new_job, transcript_for
+from tests.support.jobs import LEASE, new_job, transcript_for
 from voxflow.jobs import service
-from voxflow.jobs.models import WebhookDelivery
 from voxflow.jobs.states import JobStatus
+from voxflow.jobs.webhook_events import EVENTS
 from voxflow.webhooks import repository as deliveries
-from voxflow.webhooks.service import EVENTS
+from voxflow.webhooks.models import WebhookDelivery
 
-WORKERS = ("transcription-worker", "llm-worker")
+WORKERS = ("transcription-worker", "llm-worker", "webhook-sender")
 # Trigger metadata and authentication parameters KEDA's postgresql scaler reads
 # (pkg/scalers/postgresql_scaler.go: `keda:"name=..."` tags, plus the *FromEnv forms).
 POSTGRESQL_METADATA = {
@@ -170,7 +169,7 @@ def set_aside_pending_deliveries(session: Session) -> None:
 
 
 def due_deliveries(session: Session, tenant: str, count: int) -> list[uuid.UUID]:
-    """`count` new pending deliveries, due now (queued jobs: the LLM query ignores them)."""
+    """`count` new pending deliveries, due now (on queued jobs, which the LLM query ignores)."""
     found: list[uuid.UUID] = []
     while len(found) < count:
         job_id = new_job(session, tenant, webhook_url=HOOK_URL)
@@ -182,14 +181,16 @@ def due_deliveries(session: Session, tenant: str, count: int) -> list[uuid.UUID]
     return found
 
 
-def test_llm_query_counts_webhook_deliveries_that_are_due(
+def test_webhook_sender_query_counts_deliveries_that_are_due(
     manifests: list[kube.Manifest], db_session: Session, tenant: str
 ) -> None:
-    sql = query(manifests, "llm-worker")
+    sql = query(manifests, "webhook-sender")
+    llm_sql = query(manifests, "llm-worker")
     set_aside_pending_deliveries(db_session)
-    before = count(db_session, sql)
+    before, llm_before = count(db_session, sql), count(db_session, llm_sql)
     found = due_deliveries(db_session, tenant, 5)
     assert count(db_session, sql) == before + 5, "five deliveries wait for a worker"
+    assert count(db_session, llm_sql) == llm_before, "the LLM worker sends no webhooks"
     claimed = [deliveries.claim(db_session, d, LEASE) for d in found[:4]]
     assert all(claimed)
     db_session.flush()
@@ -212,12 +213,12 @@ def test_llm_query_counts_webhook_deliveries_that_are_due(
     assert count(db_session, sql) == before + 2, "the retry has fallen due"
 
 
-def test_llm_query_stops_counting_deliveries_where_more_would_not_add_a_pod(
+def test_webhook_sender_query_stops_counting_where_more_would_not_add_a_pod(
     manifests: list[kube.Manifest], db_session: Session, tenant: str
 ) -> None:
-    sql = query(manifests, "llm-worker")
-    spec = kube.of_kind(manifests, "ScaledObject")["llm-worker"]["spec"]
-    (trigger,) = triggers(manifests, "llm-worker")
+    sql = query(manifests, "webhook-sender")
+    spec = kube.of_kind(manifests, "ScaledObject")["webhook-sender"]["spec"]
+    (trigger,) = triggers(manifests, "webhook-sender")
     wanted = spec["maxReplicaCount"] * float(trigger["metadata"]["targetQueryValue"])
     limit = re.search(r"\bLIMIT (\d+)\b", sql)
     assert limit, "a backlog of deliveries is counted up to a cap, not scanned whole"

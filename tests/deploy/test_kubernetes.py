@@ -32,10 +32,13 @@ from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE
 from voxflow.web.health import router as health_router
 
 OVERLAYS = kube.overlays()
-DEPLOYMENTS = {"ingest-api", "status-api", "transcription-worker", "llm-worker", "sweeper"}
+DEPLOYMENTS = {
+    "ingest-api", "status-api", "transcription-worker", "llm-worker", "webhook-sender", "sweeper",
+}  # fmt: skip
 APIS = {"ingest-api": 8000, "status-api": 8001}
 # The queues each worker consumes; the first names its Celery node (`<queue>@%h`).
-WORKERS = {"transcription-worker": (TRANSCRIPTION_QUEUE,), "llm-worker": (LLM_QUEUE, WEBHOOK_QUEUE)}
+WORKERS = {"transcription-worker": (TRANSCRIPTION_QUEUE,), "llm-worker": (LLM_QUEUE,),
+           "webhook-sender": (WEBHOOK_QUEUE,)}  # fmt: skip
 DOCS = ROOT / "docs" / "deployment.md"
 # Kubernetes version the manifests are validated for: the one terraform/ deploys.
 KUBERNETES_VERSION = variable_default("kubernetes_version")
@@ -178,10 +181,12 @@ def test_commands_are_real_entry_points(manifests: list[kube.Manifest]) -> None:
         for container in kube.containers(workload):
             argv = [*container.get("command", []), *container.get("args", [])]
             image, _ = image_of(container["image"])
+            runtime, all_stages = final(image.path)
             if not argv:
-                runtime, all_stages = final(image.path)
                 argv = command(runtime, all_stages)
             check_entrypoint(argv, f"{workload['metadata']['name']}")
+            # Same program as the image: the manifest only adds or changes arguments.
+            assert argv[0] == command(runtime, all_stages)[0], workload["metadata"]["name"]
     migrate = kube.containers(kube.of_kind(manifests, "Job")["voxflow-migrate"])[0]
     assert migrate["command"] == ["voxflow", "migrate"]
 
@@ -223,7 +228,8 @@ def test_workers_are_probed_like_their_image(manifests: list[kube.Manifest]) -> 
 
 def test_workers_outlast_their_soft_shutdown(overlay: str, manifests: list[kube.Manifest]) -> None:
     deployments = voxflow_deployments(manifests)
-    minimum = {"transcription-worker": 1800 if overlay == "prod-gpu" else 600, "llm-worker": 120}
+    minimum = {"transcription-worker": 1800 if overlay == "prod-gpu" else 600, "llm-worker": 120,
+               "webhook-sender": 60}  # fmt: skip
     for name, floor in minimum.items():
         spec = kube.pod_spec(deployments[name])
         grace = spec["terminationGracePeriodSeconds"]
@@ -322,7 +328,8 @@ def test_references_between_objects_resolve(manifests: list[kube.Manifest]) -> N
     assert autoscaled == {"ingest-api": "HorizontalPodAutoscaler",
                           "status-api": "HorizontalPodAutoscaler",
                           "transcription-worker": "ScaledObject",
-                          "llm-worker": "ScaledObject"}  # fmt: skip
+                          "llm-worker": "ScaledObject",
+                          "webhook-sender": "ScaledObject"}  # fmt: skip
     for target in autoscaled:
         assert "replicas" not in deployments[target]["spec"], (
             f"{target}: `replicas` would fight the autoscaler on every apply"

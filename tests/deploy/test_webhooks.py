@@ -1,11 +1,12 @@
 """Job webhooks in every deployment: their queue has a consumer, their secret its readers.
 
 Deliveries are Celery tasks on a queue of their own (voxflow.queue.names.WEBHOOK_QUEUE),
-which the LLM worker consumes besides its own (`-Q llm,webhooks`, as `voxflow run` starts
-it). The ingestion API (it refuses a `webhook_url` without a secret) and that worker (it
-signs) read VOXFLOW_WEBHOOK_SECRET. The secret is optional: unset, webhooks are off; empty,
-it is malformed and stops the services. So compose passes it without a value (taken from the
-environment or `.env`, else left unset) and Kubernetes reads an optional key of a Secret.
+which the webhook sender consumes, and it alone (`-Q webhooks`, as `voxflow run` starts it);
+the LLM worker consumes `llm` only. The ingestion API (it refuses a `webhook_url` without a
+secret) and the webhook sender (it signs) read VOXFLOW_WEBHOOK_SECRET. The secret is
+optional: unset, webhooks are off; empty, it is malformed and stops the services. So compose
+passes it without a value (taken from the environment or `.env`, else left unset) and
+Kubernetes reads an optional key of a Secret.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ import pytest
 from tests.deploy import compose, kube
 from tests.deploy.dockerfile import command, final, option
 from tests.deploy.repo import IMAGES, ROOT, image_of
+from voxflow.jobs.enqueue import TASK_FOR_STATUS
 from voxflow.queue import names
 from voxflow.webhooks.signing import decode_secret
 
 SECRET = "VOXFLOW_WEBHOOK_SECRET"
 # Every queue the platform publishes to: each must have a consumer in every deployment.
 QUEUES = frozenset(value for key, value in vars(names).items() if key.endswith("_QUEUE"))
-LLM_WORKER_QUEUES = {names.LLM_QUEUE, names.WEBHOOK_QUEUE}
+# The compose services and Kubernetes Deployments that consume the queues (same names), and
+# the images they run: each queue exactly these.
+CONSUMERS = {"llm-worker": {names.LLM_QUEUE}, "webhook-sender": {names.WEBHOOK_QUEUE}}
+CONSUMER_IMAGES = {"voxflow/llm-worker": {names.LLM_QUEUE},
+                   "voxflow/webhook-sender": {names.WEBHOOK_QUEUE}}  # fmt: skip
 COMPOSE_FILES = {"base": [compose.COMPOSE], "dev": [compose.COMPOSE, compose.COMPOSE_DEV]}
 # The compose services and Kubernetes Deployments that read the secret (same names).
-READERS = ("ingest-api", "llm-worker")
+READERS = ("ingest-api", "webhook-sender")
 DOCS = ROOT / "docs" / "deployment.md"
 
 
@@ -62,41 +68,56 @@ def image_command(image: str) -> list[str]:
 
 def test_the_queues_are_the_ones_the_tasks_are_published_to() -> None:
     assert names.WEBHOOK_QUEUE in QUEUES
-    assert {queue for _task, queue in names.TASK_FOR_STATUS.values()} <= QUEUES
+    assert {queue for _task, queue in TASK_FOR_STATUS.values()} <= QUEUES
 
 
-# --- the LLM worker consumes the webhook queue -----------------------------------------------
+def webhook_consumers(commands: dict[str, list[str]]) -> set[str]:
+    """The names whose command consumes the webhook queue."""
+    return {name for name, argv in commands.items() if names.WEBHOOK_QUEUE in consumed(argv)}
 
 
-def test_the_llm_worker_image_consumes_the_webhook_queue() -> None:
-    assert consumed(image_command("voxflow/llm-worker")) >= LLM_WORKER_QUEUES
+# --- the webhook sender consumes the webhook queue, the LLM worker its own -------------------
+
+
+def test_the_consumer_images_consume_their_queues() -> None:
+    for image, queues in CONSUMER_IMAGES.items():
+        assert consumed(image_command(image)) == queues, image
 
 
 def test_every_queue_has_an_image_that_consumes_it() -> None:
-    found = set().union(*(consumed(image_command(name)) for name in IMAGES))
+    commands = {name: image_command(name) for name in IMAGES}
+    found = set().union(*(consumed(argv) for argv in commands.values()))
     assert found >= QUEUES, f"no image consumes {sorted(QUEUES - found)}"
+    assert webhook_consumers(commands) == {"voxflow/webhook-sender"}, "one sender of webhooks"
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSE_FILES))
-def test_compose_llm_worker_consumes_the_webhook_queue(name: str) -> None:
+def test_compose_webhook_sender_consumes_the_webhook_queue(name: str) -> None:
     services = compose_stack(name)["services"]
-    assert consumed(compose_command(services["llm-worker"])) >= LLM_WORKER_QUEUES
-    found = set().union(*(consumed(compose_command(s)) for s in services.values()
-                          if str(s.get("image", "")).startswith("voxflow/")))  # fmt: skip
+    for service, queues in CONSUMERS.items():
+        assert consumed(compose_command(services[service])) == queues, service
+    commands = {service: compose_command(s) for service, s in services.items()
+                if str(s.get("image", "")).startswith("voxflow/")}  # fmt: skip
+    found = set().union(*(consumed(argv) for argv in commands.values()))
     assert found >= QUEUES, f"{name}: nobody consumes {sorted(QUEUES - found)}"
+    assert webhook_consumers(commands) == {"webhook-sender"}, f"{name}: one sender of webhooks"
 
 
 @pytest.mark.parametrize("overlay", kube.overlays())
-def test_kubernetes_llm_worker_consumes_the_webhook_queue(overlay: str) -> None:
+def test_kubernetes_webhook_sender_consumes_the_webhook_queue(overlay: str) -> None:
     deployments = kube.of_kind(kube.render(overlay), "Deployment")
-    (container,) = kube.containers(deployments["llm-worker"])
-    assert consumed(container["command"]) >= LLM_WORKER_QUEUES
-    found = set().union(*(consumed([*c.get("command", []), *c.get("args", [])])
-                          for d in deployments.values() for c in kube.containers(d)))  # fmt: skip
+    for deployment, queues in CONSUMERS.items():
+        (container,) = kube.containers(deployments[deployment])
+        assert consumed(container["command"]) == queues, deployment
+    commands = {f"{d}/{c['name']}": [*c.get("command", []), *c.get("args", [])]
+                for d, deployment in deployments.items()
+                for c in kube.containers(deployment)}  # fmt: skip
+    found = set().union(*(consumed(argv) for argv in commands.values()))
     assert found >= QUEUES, f"{overlay}: nobody consumes {sorted(QUEUES - found)}"
+    assert webhook_consumers(commands) == {"webhook-sender/webhook-sender"}, overlay
 
 
-# --- the secret reaches the ingestion API and the delivering worker --------------------------
+# --- the secret reaches the ingestion API and the webhook sender ----------------------------
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSE_FILES))
@@ -109,6 +130,10 @@ def test_compose_passes_the_secret_unset_unless_provided(name: str) -> None:
         # No value: compose takes it from the shell or .env, or leaves it out of the
         # container. `${VOXFLOW_WEBHOOK_SECRET:-}` would set it empty: a malformed secret.
         assert environment[SECRET] is None, f"{service}: pass {SECRET} without a value"
+    others = [
+        n for n, s in services.items() if n not in READERS and SECRET in compose.environment(s)
+    ]
+    assert not others, f"{others} get {SECRET} but do not read it"
 
 
 def operator_secret_rows() -> dict[str, str]:
@@ -135,6 +160,10 @@ def test_kubernetes_reads_the_secret_from_an_optional_key(overlay: str) -> None:
         assert ref["name"] in secrets or ref["name"] in documented, ref["name"]
         if ref["name"] in documented:
             assert SECRET in documented[ref["name"]], f"docs: list {SECRET} in {ref['name']}"
+    others = [name for name, deployment in deployments.items() if name not in READERS
+              for c in kube.containers(deployment)
+              if SECRET in {e["name"] for e in c.get("env", [])}]  # fmt: skip
+    assert not others, f"{overlay}: {others} get {SECRET} but do not read it"
 
 
 @pytest.mark.parametrize("overlay", kube.overlays())
@@ -151,4 +180,5 @@ def test_a_secret_an_overlay_provides_is_well_formed(overlay: str) -> None:
 def test_the_docs_show_how_to_provide_the_secret() -> None:
     text = DOCS.read_text(encoding="utf-8")
     assert f"--from-literal={SECRET}=" in text
-    assert f"-Q {names.LLM_QUEUE},{names.WEBHOOK_QUEUE}" in text
+    assert f"-A webhook_sender.tasks worker -Q {names.WEBHOOK_QUEUE}" in text
+    assert f"-Q {names.LLM_QUEUE},{names.WEBHOOK_QUEUE}" not in text

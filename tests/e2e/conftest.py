@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from ingest_api.app import create_app as create_ingest_app
 from status_api.app import create_app as create_status_app
-from tests.servers import Servers
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
 from voxflow.queue.celery_app import publisher_app
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE

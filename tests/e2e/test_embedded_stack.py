@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, SAMPLES
-from tests.shared.observability.metric_helpers import scrape, value
+from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +32,7 @@ def test_demo_runs_on_embedded_servers_and_cleans_up() -> None:
     with tempfile.TemporaryDirectory(prefix="vf-demo-") as tmp:
         data_dir = Path(tmp) / "data"
         result = subprocess.run(
-            [sys.executable, "-m", "voxflow.cli.main", "demo", str(SAMPLES / "voice_note.ogg"),
+            [sys.executable, "-m", "voxflow_cli.main", "demo", str(SAMPLES / "voice_note.ogg"),
              "--data-dir", str(data_dir)],
             cwd=ROOT, env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
             timeout=240, check=False,
@@ -82,7 +82,7 @@ def test_run_serves_cli_clients_and_stops_cleanly_on_ctrl_c() -> None:
         data_dir = Path(tmp) / "data"
         log = Path(tmp) / "run.log"
         ingest, status = _free_port(), _free_port()
-        voxflow = [sys.executable, "-m", "voxflow.cli.main"]
+        voxflow = [sys.executable, "-m", "voxflow_cli.main"]
         with log.open("wb") as out:
             stack = subprocess.Popen(
                 [*voxflow, "run", "--data-dir", str(data_dir), "--ingest-port", str(ingest),

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from llm_worker.router.cache import PREFIX as CACHE_PREFIX
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import submit, wait_done
-from tests.llm_vendors import VendorServer, ok, server_error
-from tests.servers import Servers
+from tests.support.llm_vendors import VendorServer, ok, server_error
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
 from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE
 

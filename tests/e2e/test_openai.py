@@ -29,7 +29,7 @@ from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import normalise, wait_done
-from tests.services.ingest_api.served import served
+from tests.support.served import served
 from voxflow.apikeys import issue_key
 from voxflow.audio import probe_file
 from voxflow.db import session_scope

@@ -12,18 +12,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from sweeper.main import sweep_once
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import normalise, submit, wait_done
-from tests.servers import Servers
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
+from voxflow.jobs.enqueue import publish_now
 from voxflow.jobs.models import Job, JobEvent, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import publisher_app
-from voxflow.queue.enqueue import publish_now
 from voxflow.queue.names import TRANSCRIPTION_QUEUE
 from voxflow.settings import JobSettings
-from voxflow.sweeper import sweep_once
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from status_api.settings import StatusSettings
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import normalise, submit, wait_done
-from tests.s3server import S3Server, running_s3_server
+from tests.support.s3server import S3Server, running_s3_server
 from voxflow.queue.names import TRANSCRIPTION_QUEUE
 
 pytestmark = pytest.mark.e2e

@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_api.app import create_app as create_ingest_app
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import submit
-from tests.otlp import OtlpReceiver, ReceivedSpan
-from tests.servers import Servers
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
+from voxflow.jobs.enqueue import publish_now
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.observability.tracing import shutdown_tracing
 from voxflow.queue.celery_app import publisher_app
-from voxflow.queue.enqueue import publish_now
 from voxflow.queue.names import GENERATE_TASK, LLM_QUEUE, TRANSCRIPTION_QUEUE
 
 pytestmark = pytest.mark.e2e
@@ -247,7 +247,7 @@ def test_a_job_the_sweeper_republishes_stays_in_its_trace(
     settings = {"VOXFLOW_REQUEUE_AFTER_SECONDS": "0", "VOXFLOW_SWEEP_INTERVAL_SECONDS": "0.5"}
     with (tmp_path / "sweeper.log").open("wb") as log:
         sweeper = subprocess.Popen(
-            [sys.executable, "-m", "voxflow.sweeper"],
+            [sys.executable, "-m", "sweeper"],
             env={**os.environ, **otel_env, **settings},
             stdout=log,
             stderr=log,

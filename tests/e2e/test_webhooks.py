@@ -1,7 +1,7 @@
 """Webhooks end to end: real workers finish a job, a local receiver gets the signed POST.
 
-The LLM worker consumes `llm,webhooks` as `voxflow run` starts it; a real sweeper process
-publishes the retries.
+The webhook sender (`services/webhook_sender`) consumes `webhooks` as `voxflow run` starts
+it; a real sweeper process publishes the retries.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import wait_done
-from tests.servers import Servers
-from tests.shared.webhooks.helpers import SECRET
-from tests.webhook_receiver import Reply, receiving
+from tests.support.servers import Servers
+from tests.support.webhook_receiver import Reply, receiving
+from tests.support.webhooks import SECRET
 from voxflow.embedded import redis_client_url
-from voxflow.queue.names import TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE
+from voxflow.queue.names import LLM_QUEUE, TRANSCRIPTION_QUEUE, WEBHOOK_QUEUE
 from voxflow.webhooks import verify
 
 pytestmark = pytest.mark.e2e
@@ -47,16 +46,6 @@ WEBHOOK_ENV = {
 }
 
 
-@dataclass
-class LlmAndWebhookWorker(Worker):
-    """The LLM worker consuming both of its queues, as `voxflow run` starts it."""
-
-    @property
-    def node(self) -> str:
-        """A node name without the comma of the queue list."""
-        return f"llm-webhooks-{self.name}@localhost"
-
-
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the module's worker and sweeper processes write their logs."""
@@ -65,15 +54,16 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def hook_workers(purged_queues: None, servers: Servers, logs: Path) -> Iterator[dict[str, Worker]]:
-    """A transcription worker, the LLM worker on `llm,webhooks`, and a sweeper every 0.2 s."""
+    """A transcription worker, the LLM worker, the webhook sender, and a sweeper every 0.2 s."""
     client = redis.Redis.from_url(redis_client_url(servers.redis_url))
     client.delete(WEBHOOK_QUEUE)
     client.close()
     started: dict[str, Worker] = {
         "transcription": Worker("transcription_worker.tasks", TRANSCRIPTION_QUEUE, 1,
                                 logs / "transcription.log"),
-        "llm": LlmAndWebhookWorker("llm_worker.tasks", "llm,webhooks", 1, logs / "llm.log",
-                                   env=WEBHOOK_ENV),
+        "llm": Worker("llm_worker.tasks", LLM_QUEUE, 1, logs / "llm.log"),
+        "webhooks": Worker("webhook_sender.tasks", WEBHOOK_QUEUE, 1, logs / "webhooks.log",
+                           env=WEBHOOK_ENV),
     }  # fmt: skip
     sweeper_log = logs / "sweeper.log"
     sweeper = None
@@ -82,7 +72,7 @@ def hook_workers(purged_queues: None, servers: Servers, logs: Path) -> Iterator[
             worker.start()
         with sweeper_log.open("ab") as out:
             sweeper = subprocess.Popen(
-                [sys.executable, "-m", "voxflow.sweeper"], stdout=out, stderr=out,
+                [sys.executable, "-m", "sweeper"], stdout=out, stderr=out,
                 env={**os.environ, "VOXFLOW_SWEEP_INTERVAL_SECONDS": "0.2"},
             )  # fmt: skip
         yield started

@@ -11,7 +11,6 @@ import json
 import math
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.servers import IN_CI
+from tests.support.served import free_port
+from tests.support.servers import IN_CI
 
 INFRA = ROOT / "infra"
 PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
@@ -46,14 +46,6 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

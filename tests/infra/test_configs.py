@@ -25,10 +25,11 @@ from tests.infra.promserver import (
     PROMETHEUS_CONFIG,
     alert_rules,
     load_dashboard,
+    panel_queries,
     panels,
     require_tool,
 )
-from voxflow.cli.stack import Stack
+from voxflow_cli.stack import Stack
 
 GRAFANA = INFRA / "grafana"
 # Where a compose file or a Kubernetes manifest mounts the Grafana files (docs/observability.md).
@@ -36,8 +37,11 @@ GRAFANA_MOUNTS = {
     "infra/grafana/provisioning": "/etc/grafana/provisioning",
     "infra/grafana/dashboards": "/var/lib/grafana/dashboards",
 }
-SERVICES = ("ingest-api", "status-api", "transcription-worker", "llm-worker", "sweeper")
+SERVICES = (
+    "ingest-api", "status-api", "transcription-worker", "llm-worker", "webhook-sender", "sweeper",
+)  # fmt: skip
 PANEL_TYPES = {"timeseries", "stat", "table", "row"}
+UP_JOBS = r'\bup\{job=~"([^"]+)"\}'  # `up` of the listed scrape jobs
 
 
 def load(path: Path) -> Any:
@@ -89,6 +93,18 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
     for dockerfile in ROOT.glob("services/*/Dockerfile*"):
         if "VOXFLOW_METRICS_PORT" in (text := dockerfile.read_text()):
             assert "VOXFLOW_METRICS_PORT=9100" in text, dockerfile
+
+
+def test_the_target_down_alert_covers_every_scrape_job() -> None:
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == "VoxflowTargetDown"]
+    alerted = re.fullmatch(UP_JOBS + " == 0", rule["expr"].strip())
+    assert alerted, rule["expr"]
+    scraped = {job["job_name"] for job in load(PROMETHEUS_CONFIG)["scrape_configs"]}
+    assert set(alerted.group(1).split("|")) == scraped == set(SERVICES)
+    shown = [set(jobs.split("|")) for query in panel_queries()
+             for jobs in re.findall(UP_JOBS, query.expr)]  # fmt: skip
+    assert shown, "a dashboard shows the targets that are up"
+    assert all(jobs == scraped for jobs in shown), shown
 
 
 def test_the_collector_takes_otlp_and_sends_it_to_jaeger() -> None:

@@ -43,15 +43,17 @@ from tests.infra.promserver import (
     require_tool,
     scrape_config,
 )
-from tests.infra.stackrun import VENDOR_KEY, RunningStack, stack_env
-from tests.llm_vendors import VendorServer, auth_error
-from tests.servers import Servers, scratch_database
-from tests.webhook_receiver import Receiver, Reply, receiving
+from tests.support.llm_vendors import VendorServer, auth_error
+from tests.support.servers import Servers, scratch_database
+from tests.support.stackrun import VENDOR_KEY, RunningStack, stack_env
+from tests.support.webhook_receiver import Receiver, Reply, receiving
 from voxflow.embedded import redis_client_url
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("ingest-api", "status-api", "transcription-worker", "llm-worker", "sweeper")
+SERVICES = (
+    "ingest-api", "status-api", "transcription-worker", "llm-worker", "webhook-sender", "sweeper",
+)  # fmt: skip
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3server import MIB, S3Server, running_s3_server
+from tests.support.s3server import MIB, S3Server, running_s3_server
 from voxflow.storage import Storage, make_storage
 from voxflow.storage.local import LocalStorage
 from voxflow.storage.s3 import S3Storage

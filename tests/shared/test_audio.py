@@ -24,7 +24,7 @@ from voxflow.audio import (
     probe_isolated,
     shutdown_probe_pool,
 )
-from voxflow.audio.isolated import _run_isolated
+from voxflow.audio.isolated_probe import _run_isolated
 
 ROOT = Path(__file__).resolve().parents[2]
 VOICE_NOTE = ROOT / "samples" / "voice_note.ogg"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from voxflow.formats import FORMATS, render
+from voxflow.transcript_formats import FORMATS, render
 
 SEGMENTS: list[dict[str, Any]] = [
     {"id": 0, "start": 0.0, "end": 2.5, "text": " Hello there. "},

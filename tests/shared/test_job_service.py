@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.servers import Servers
-from tests.shared.job_helpers import LEASE, WORKER, new_job, published, reload, transcript_for
+from tests.support.jobs import LEASE, WORKER, new_job, published, reload, transcript_for
+from tests.support.servers import Servers
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.errors import ATTEMPTS_EXHAUSTED, LeaseLostError

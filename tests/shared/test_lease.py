@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.shared.job_helpers import WORKER, new_job, transcript_for
+from tests.support.jobs import WORKER, new_job, transcript_for
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.errors import LeaseLostError

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.servers import Servers, scratch_database
+from tests.support.servers import Servers, scratch_database
 from voxflow.apikeys import issue_key
 from voxflow.db import Base, make_engine, session_scope
 from voxflow.jobs import reads

@@ -16,8 +16,8 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from tests.s3server import MIB
 from tests.shared.conftest import Backend, local_backend
+from tests.support.s3server import MIB
 from voxflow.storage import Storage, StorageConfigError, source_key
 from voxflow.storage.local import LocalStorage
 

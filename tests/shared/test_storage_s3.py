@@ -10,9 +10,9 @@ import httpx
 import pytest
 from botocore.exceptions import ConnectionClosedError
 
-from tests.s3server import MIB, S3Server
 from tests.shared.conftest import PART, Backend, s3_backend
 from tests.shared.test_storage import KEY, noise, stored, write
+from tests.support.s3server import MIB, S3Server
 from voxflow.settings import StorageSettings
 from voxflow.storage import StorageConfigError, StorageUnavailableError, make_storage
 from voxflow.storage.s3 import MAX_PRESIGN_SECONDS, S3Storage, normalize_prefix

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_api.app import create_app as create_ingest_app
 from ingest_api.settings import IngestSettings
 from status_api.app import create_app as create_status_app
+from sweeper.main import housekeep
+from sweeper.settings import SweeperSettings
 from tests.conftest import SAMPLES
-from tests.s3server import S3Server
+from tests.support.s3server import S3Server
 from voxflow.db import session_scope
 from voxflow.jobs.models import Job, JobEvent
 from voxflow.storage import StorageConfigError
-from voxflow.sweeper import SweeperSettings, housekeep
 
 VOICE_NOTE = SAMPLES / "voice_note.ogg"
 

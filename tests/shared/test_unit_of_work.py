@@ -18,7 +18,7 @@ from voxflow.db import undo_unless_committed
 from voxflow.jobs.models import ApiKey
 from voxflow.settings import AuthSettings, DatabaseSettings
 from voxflow.storage.local import LocalStorage
-from voxflow.web.runtime import DbSession, Runtime
+from voxflow.web.api_runtime import ApiRuntime, DbSession
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, list[st
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(
+        runtime = ApiRuntime.build(
             DatabaseSettings(database_url=database_url), AuthSettings(), LocalStorage(tmp_path)
         )
         app.state.runtime = runtime

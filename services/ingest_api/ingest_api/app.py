@@ -19,10 +19,10 @@ from voxflow.embedded import redis_client_url
 from voxflow.logs import configure_logging
 from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
 from voxflow.storage import make_storage
+from voxflow.web.api_runtime import ApiRuntime, settle_heap
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
 from voxflow.web.observability import install_observability
-from voxflow.web.runtime import Runtime, settle_heap
 
 
 class ConsoleCors:
@@ -64,7 +64,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         app.state.settings = configured
         if configured.spool_dir is not None:  # a fresh volume: an upload must not be a 500
             configured.spool_dir.mkdir(parents=True, exist_ok=True)
-        app.state.runtime = Runtime.build(
+        app.state.runtime = ApiRuntime.build(
             configured, configured, make_storage(configured), service="voxflow-ingest-api"
         )
         broker = (

@@ -27,7 +27,7 @@ from voxflow.web.errors import ApiError
 if TYPE_CHECKING:
     from asyncpg import Connection
 
-    from voxflow.web.runtime import Runtime
+    from voxflow.web.api_runtime import ApiRuntime
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class UploadLimits:
         self.max_active = max_active
         self._take = client.register_script(_TAKE) if client is not None else None
 
-    async def check(self, runtime: Runtime, tenant: str) -> None:
+    async def check(self, runtime: ApiRuntime, tenant: str) -> None:
         """Both limits, as every upload route checks them before reading the body (the rate's
         Redis call blocks: in a thread; the quota on the driver connection)."""
         await run_in_threadpool(self.check_rate, tenant)

@@ -40,14 +40,15 @@ from ingest_api.limits import UploadLimits
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import MAX_REPEATS, FormField, ParsedUpload, parse_upload
-from voxflow import formats
+from voxflow import transcript_formats
 from voxflow.db import read_only
 from voxflow.jobs import reads, repository
 from voxflow.jobs.models import Job, Transcript
 from voxflow.jobs.states import JobStatus
+from voxflow.jobs.urls import job_url
+from voxflow.web.api_runtime import ApiRuntime, DbSession, api_runtime
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, database_error
-from voxflow.web.runtime import DbSession, Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ _TRANSCRIPT_CONTENT: dict[str, dict[str, Any]] = {
 async def create_transcription(request: Request, tenant: Tenant, session: DbSession) -> Response:
     """Upload, queue and wait: the answer is the transcript, as OpenAI's API gives it."""
     settings: IngestSettings = request.app.state.settings
-    runtime = get_runtime(request)
+    runtime = api_runtime(request)
     limits: UploadLimits = request.app.state.limits
     await limits.check(runtime, tenant)
     upload = await parse_upload(
@@ -385,7 +386,7 @@ async def create_transcription(request: Request, tenant: Tenant, session: DbSess
     await session.commit()
     headers = {
         "X-Voxflow-Job-Id": str(job.id),
-        "Location": f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}",
+        "Location": job_url(settings.public_status_url, job.id),
     }
     if asked.stream:
         return EventSourceResponse(
@@ -422,7 +423,7 @@ async def _wait(
 
     Either way the job goes on: it is durable, and its caller finds it in `GET /v1/jobs`.
     """
-    runtime = get_runtime(request)
+    runtime = api_runtime(request)
     deadline = time.monotonic() + seconds
     pause = 0.05
     while True:
@@ -475,7 +476,7 @@ def _stream_error(status: int, code: str, message: str) -> dict[str, str]:
 
 
 async def _deltas(
-    runtime: Runtime, job_id: uuid.UUID, tenant: str, seconds: float, *, diarized: bool = False
+    runtime: ApiRuntime, job_id: uuid.UUID, tenant: str, seconds: float, *, diarized: bool = False
 ) -> AsyncIterator[dict[str, str]]:
     """OpenAI's streaming events for a job: a `transcript.text.delta` per segment as the
     worker publishes it, then `transcript.text.done` with the whole text; or an `error`.
@@ -550,7 +551,7 @@ async def _failure(
 def diarized_segments(transcript: Transcript) -> list[dict[str, Any]]:
     """The segments of OpenAI's diarized_json: id, start, end, text and speaker (its name
     when it has one, else its label)."""
-    shown = formats.speaker_names(transcript.speakers)
+    shown = transcript_formats.speaker_names(transcript.speakers)
     return [
         {
             "type": "transcript.text.segment",
@@ -571,7 +572,7 @@ def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
     segments: list[dict[str, Any]] = transcript.segments
     render = {"text": "txt", "srt": "srt", "vtt": "vtt"}.get(fmt)
     if render is not None:
-        body, media_type = formats.render(
+        body, media_type = transcript_formats.render(
             render, text=transcript.text, segments=segments,
             language=transcript.language, duration_seconds=transcript.duration_seconds,
             speakers=transcript.speakers,
@@ -589,7 +590,7 @@ def _answer(asked: Asked, transcript: Any, headers: dict[str, str]) -> Response:
     if fmt == "json":
         document = {"text": transcript.text.strip(), "usage": usage}
     else:
-        body, _ = formats.render(
+        body, _ = transcript_formats.render(
             "verbose_json", text=transcript.text, segments=segments,
             language=transcript.language, duration_seconds=transcript.duration_seconds,
             speakers=transcript.speakers,

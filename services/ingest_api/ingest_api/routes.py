@@ -16,9 +16,10 @@ from ingest_api.schemas import JobAccepted, JobLinks, JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import parse_upload
 from voxflow.jobs.models import Job
+from voxflow.jobs.urls import job_url
+from voxflow.web.api_runtime import DbSession, api_runtime
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import ApiError, error_responses
-from voxflow.web.runtime import DbSession, get_runtime
 from voxflow.webhooks.urls import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -87,7 +88,7 @@ async def create_job(
     try:
         if held is None or held.kind == "new":  # a replay is not a new upload
             limits: UploadLimits = request.app.state.limits
-            await limits.check(get_runtime(request), tenant)
+            await limits.check(api_runtime(request), tenant)
         # Reading the body may take minutes: no connection (nor transaction) is held meanwhile.
         return await _create_job(request, response, tenant, held, session)
     except BaseException:
@@ -106,7 +107,7 @@ async def _create_job(
     session: AsyncSession,
 ) -> JobAccepted | JSONResponse:
     settings: IngestSettings = request.app.state.settings
-    runtime = get_runtime(request)
+    runtime = api_runtime(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 65536:
         raise ApiError(
@@ -169,7 +170,7 @@ async def _create_job(
 
 
 def _accepted(job: Job, settings: IngestSettings) -> JobAccepted:
-    location = f"{settings.public_status_url.rstrip('/')}/v1/jobs/{job.id}"
+    location = job_url(settings.public_status_url, job.id)
     return JobAccepted(
         id=job.id,
         status="queued",

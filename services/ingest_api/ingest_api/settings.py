@@ -15,8 +15,8 @@ from voxflow.settings import (
     ModelSettings,
     StorageSettings,
     UploadSettings,
-    WebhookSettings,
 )
+from voxflow.webhooks.settings import WebhookSettings
 
 
 class IngestSettings(

@@ -18,10 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 from llm_worker.prompts import PART_NOTES, render, template_version
+from llm_worker.router.attempts import Attempt
 from llm_worker.router.base import Completion
-from llm_worker.router.router import Attempt, Router, RoutingError
+from llm_worker.router.router import Router, RoutingError
 from llm_worker.router.selection import estimate_tokens, prompt_tokens
-from voxflow.formats import speaker_names
+from voxflow.transcript_formats.speakers import speaker_names
 
 MAX_REDUCE_ROUNDS = 4
 

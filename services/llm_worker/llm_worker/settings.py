@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from voxflow.settings import RedisSettings
-from voxflow.worker.runtime import WorkerSettings
+from voxflow.worker.process import WorkerSettings
 
 
 class LlmWorkerSettings(WorkerSettings, RedisSettings):

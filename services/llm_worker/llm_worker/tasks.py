@@ -1,8 +1,4 @@
-"""The `voxflow.generate` task: a transcript becomes the notes the job asked for.
-
-This worker also runs `voxflow.deliver_webhook` when it consumes the `webhooks` queue
-(`-Q llm,webhooks`, as `voxflow run` starts it): both are I/O-bound HTTP work.
-"""
+"""The `voxflow.generate` task: a transcript becomes the notes the job asked for."""
 
 from __future__ import annotations
 
@@ -16,8 +12,9 @@ from celery import Task
 from sqlalchemy.orm import Session
 
 from llm_worker.notes import Note, NoteError, write_note
+from llm_worker.router.attempts import Attempt
 from llm_worker.router.config import BudgetPolicy, load_config
-from llm_worker.router.router import Attempt, Router
+from llm_worker.router.router import Router
 from llm_worker.settings import LlmWorkerSettings
 from voxflow.db import session_scope
 from voxflow.embedded import redis_client_url
@@ -27,10 +24,10 @@ from voxflow.jobs.models import Job, LlmCall, LlmResult
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import make_celery
 from voxflow.queue.names import GENERATE_TASK
-from voxflow.webhooks.tasks import register as register_webhook_task
 from voxflow.worker.identity import worker_id
 from voxflow.worker.lease import Heartbeat
-from voxflow.worker.runtime import get_runtime, install_process_hooks, run_stage
+from voxflow.worker.process import install_process_hooks, worker_runtime
+from voxflow.worker.stage_runner import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +60,6 @@ def _drop_router() -> None:
 
 
 install_process_hooks(app, on_start=_drop_router, on_stop=_drop_router)
-register_webhook_task(app)
 
 
 def _spent_today(session: Session, job: Job, budget: BudgetPolicy) -> Decimal | None:
@@ -138,7 +134,7 @@ def _store_note(job: Job, task: str, note: Note, owner: str, lease: timedelta) -
     A lost lease keeps the result out but the calls in: they were paid for either way.
     """
     lost: LeaseLostError | None = None
-    with session_scope(get_runtime().sessions) as session:
+    with session_scope(worker_runtime().sessions) as session:
         repository.add_llm_calls(session, _calls(job, task, note.attempts))
         try:
             service.add_llm_result(session, job.id, owner, _result(job, task, note), lease)
@@ -149,7 +145,7 @@ def _store_note(job: Job, task: str, note: Note, owner: str, lease: timedelta) -
 
 
 def _generate(job: Job, heartbeat: Heartbeat) -> None:
-    runtime = get_runtime()
+    runtime = worker_runtime()
     router = get_router()
     budget = router.config.budget
     lease = timedelta(seconds=runtime.settings.lease_seconds)

@@ -13,10 +13,10 @@ from status_api.settings import StatusSettings
 from voxflow.logs import configure_logging
 from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing
 from voxflow.storage import make_storage
+from voxflow.web.api_runtime import ApiRuntime, settle_heap
 from voxflow.web.errors import install_error_handlers
 from voxflow.web.health import router as health_router
 from voxflow.web.observability import install_observability
-from voxflow.web.runtime import Runtime, settle_heap
 
 
 def create_app(settings: StatusSettings | None = None) -> FastAPI:
@@ -27,7 +27,7 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         resolved = settings or StatusSettings()
         configure_logging("status_api")
         setup_tracing("status_api")  # before the engine exists, so that its SQL is traced
-        runtime = Runtime.build(
+        runtime = ApiRuntime.build(
             resolved, resolved, make_storage(resolved), service="voxflow-status-api"
         )
         app.state.settings = resolved

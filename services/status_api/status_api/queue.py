@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from voxflow.jobs.models import Job, JobEvent
 from voxflow.jobs.states import TERMINAL, JobStatus
+from voxflow.web.api_runtime import DbSession
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
-from voxflow.web.runtime import DbSession
 
 # A worker counts as seen when it claimed one of the tenant's jobs this recently ...
 WORKERS_WINDOW_SECONDS = 600

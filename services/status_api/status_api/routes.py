@@ -23,12 +23,12 @@ from status_api.schemas import (
     WebhookDeliveryView,
 )
 from status_api.settings import StatusSettings
-from voxflow.formats import DEFAULT_MAX_LINE_CHARS
 from voxflow.jobs.states import JobStatus
+from voxflow.transcript_formats import DEFAULT_MAX_LINE_CHARS
+from voxflow.web.api_runtime import DbSession, api_runtime
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
 from voxflow.web.observability import bind_request_job
-from voxflow.web.runtime import DbSession, get_runtime
 
 # Logs of a request about one job carry its id.
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(bind_request_job)])
@@ -66,7 +66,7 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> JobList:
     """A page of this tenant's jobs; follow `next_cursor` for the next one."""
-    async with get_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
+    async with api_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
         return await service.list_jobs(
             conn, tenant, settings.public_status_url, status=status, limit=limit, cursor=cursor
         )
@@ -75,7 +75,7 @@ async def list_jobs(
 @router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
 async def get_job(job_id: str, request: Request, tenant: Tenant, settings: Settings) -> JobView:
     """State, progress, stage times and links of one job."""
-    async with get_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
+    async with api_runtime(request).driver() as conn:  # the hot read: no ORM, no transaction
         job = await service.read_job(conn, tenant, job_id)
     return service.job_view(job, settings.public_status_url)
 
@@ -177,7 +177,7 @@ async def get_audio(
     """The uploaded recording, for a player: with local storage the file itself (`Range`
     and `If-Range` give parts of it; `HEAD` gives its size), with S3 storage a redirect to a
     URL valid for `VOXFLOW_AUDIO_URL_SECONDS`. 410 once retention deleted the audio."""
-    storage = get_runtime(request).storage
+    storage = api_runtime(request).storage
     return await audio.serve(session, storage, tenant, job_id, settings.audio_url_seconds)
 
 
@@ -220,7 +220,7 @@ async def stream_job(
 ) -> EventSourceResponse:
     """The job's state changes, progress, transcript segments and notes as they happen."""
     cursor = stream.Cursor.parse(last_event_id)
-    runtime = get_runtime(request)
+    runtime = api_runtime(request)
     async with runtime.driver() as conn:  # a missing job is a 404 before the stream starts
         job = await service.read_job(conn, tenant, job_id)
     return EventSourceResponse(
@@ -272,5 +272,5 @@ async def cancel_job(
 )
 async def delete_job(job_id: str, tenant: Tenant, session: DbSession, request: Request) -> Response:
     """Remove the audio, transcript, notes, cost records and timeline (cancels it first)."""
-    await service.delete_job(session, get_runtime(request).storage, tenant, job_id)
+    await service.delete_job(session, api_runtime(request).storage, tenant, job_id)
     return Response(status_code=204)

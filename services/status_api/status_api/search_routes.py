@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from status_api import search
 from status_api.schemas import SearchPage
+from voxflow.web.api_runtime import DbSession
 from voxflow.web.auth import Tenant
 from voxflow.web.errors import error_responses
-from voxflow.web.runtime import DbSession
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 

@@ -31,11 +31,12 @@ from status_api.schemas import (
     Usage,
     WebhookDeliveryView,
 )
-from voxflow import formats
+from voxflow import transcript_formats
 from voxflow.jobs import reads, repository, service
 from voxflow.jobs.models import Job, LlmCall, LlmResult, Transcript
 from voxflow.jobs.reads import JobRecord
 from voxflow.jobs.states import JobStatus
+from voxflow.jobs.urls import job_url
 from voxflow.storage import Storage
 from voxflow.web.errors import ApiError
 from voxflow.webhooks import repository as webhooks
@@ -76,7 +77,7 @@ async def read_job(conn: Connection, tenant: str, raw_id: str) -> JobRecord:
 
 def job_view(job: JobRecord, base_url: str) -> JobView:
     """Present a job with absolute links under `base_url`."""
-    own = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
+    own = job_url(base_url, job.id)
     error = None
     if job.error_code is not None:
         error = JobErrorView(code=job.error_code, message=job.error_message or "")
@@ -224,11 +225,11 @@ class StoredTranscript:
         return len(self.transcript.segments) > LARGE_TRANSCRIPT_SEGMENTS
 
     def render(
-        self, fmt: str, max_line_chars: int = formats.DEFAULT_MAX_LINE_CHARS
+        self, fmt: str, max_line_chars: int = transcript_formats.DEFAULT_MAX_LINE_CHARS
     ) -> RenderedTranscript:
         """The transcript as `fmt`; `max_line_chars` wraps SRT/VTT cue lines only."""
         transcript = self.transcript
-        body, media_type = formats.render(
+        body, media_type = transcript_formats.render(
             fmt,
             text=transcript.text,
             segments=transcript.segments,
@@ -366,7 +367,7 @@ def _stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:
 async def delete_job(session: AsyncSession, storage: Storage, tenant: str, raw_id: str) -> None:
     """Delete the tenant's job, its audio, transcript, notes and history (canceling it first).
 
-    In control.delete_job's order (the audio first: should the database step then fail, the
+    In removal.delete_job's order (the audio first: should the database step then fail, the
     job is still listed and the delete can be repeated), with the storage call in a thread.
     """
     job = await session.run_sync(_stop_for_delete, tenant, raw_id)

@@ -30,8 +30,8 @@ from voxflow.db import read_only
 from voxflow.jobs import repository
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import TERMINAL, JobStatus
+from voxflow.web.api_runtime import ApiRuntime
 from voxflow.web.errors import ApiError
-from voxflow.web.runtime import Runtime
 
 POLL_SECONDS = 0.25
 PING_SECONDS = 15  # a comment line this often keeps proxies from closing an idle stream
@@ -117,7 +117,7 @@ def _segment(segment: dict[str, Any]) -> dict[str, Any]:
 
 
 async def read_snapshot(
-    runtime: Runtime, job_id: uuid.UUID, tenant: str, cursor: Cursor, segments_done: bool
+    runtime: ApiRuntime, job_id: uuid.UUID, tenant: str, cursor: Cursor, segments_done: bool
 ) -> _Snapshot:
     """One look at the store, in a read-only session of its own (segments unless done)."""
     async with runtime.reads() as session:
@@ -126,7 +126,7 @@ async def read_snapshot(
 
 
 async def job_events(
-    runtime: Runtime, job_id: uuid.UUID, tenant: str, cursor: Cursor
+    runtime: ApiRuntime, job_id: uuid.UUID, tenant: str, cursor: Cursor
 ) -> AsyncIterator[dict[str, str]]:
     """The stream's events (sse-starlette's dict form), from `cursor` to the job's end."""
     progress: tuple[str, int] | None = None

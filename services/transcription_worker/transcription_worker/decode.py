@@ -5,7 +5,7 @@ faster-whisper's own `decode_audio` runs in the calling process and holds the wh
 process on a malformed container. A crash inside a Celery worker with `acks_late` and
 `reject_on_worker_lost` redelivers the task again and again, so decoding happens here instead:
 
-- `decode_to_file` runs the decoder in a long-lived pool process (`voxflow.isolation`, so
+- `decode_to_file` runs the decoder in a long-lived pool process (`voxflow.isolated_pool`, so
   there is no interpreter start-up per file, which matters for 15 s voice notes) with a
   timeout. It streams PyAV frames through a resampler and appends raw float32
   (little-endian) samples to TARGET chunk by chunk, so no process ever holds the whole PCM.
@@ -44,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16_000  # every recording is decoded to this rate: what Whisper and the diarizer read
 # Frames are grouped into blocks of this many input samples before resampling, as
 # faster-whisper does (it uses 500 000: fewer resampler calls). The resampler streams, so the
 # block size does not change the output; it does set the decoder's working memory (several

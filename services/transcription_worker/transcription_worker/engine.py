@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from transcription_worker.options import DecodeOptions
+from transcription_worker.settings import TranscriptionSettings
 from voxflow.observability import metrics
-from voxflow.settings import ModelSettings, TranscriptionSettings
+from voxflow.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,8 @@ class WhisperEngine:
     def _load(self, name: str) -> _Loaded:
         from faster_whisper import BatchedInferencePipeline
 
+        from transcription_worker.batched_pipelines import RampedBatchedPipeline
         from transcription_worker.encoder import SplitEncoderWhisperModel
-        from transcription_worker.pipeline import RampedBatchedPipeline
 
         device, compute = self.device()
         started = time.perf_counter()
@@ -106,7 +107,7 @@ class WhisperEngine:
         live = RampedBatchedPipeline(model, first_batch=self.settings.whisper_first_batch_size)
         short = batched
         if self.settings.whisper_trim_windows:
-            from transcription_worker.pipeline import TrimmedBatchedPipeline
+            from transcription_worker.batched_pipelines import TrimmedBatchedPipeline
 
             short = TrimmedBatchedPipeline(
                 model,

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from transcription_worker.decode import SAMPLE_RATE
 from transcription_worker.options import DecodeOptions
+from transcription_worker.settings import TranscriptionSettings
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
-from voxflow.settings import ModelSettings, TranscriptionSettings
+from voxflow.settings import ModelSettings
 
-SAMPLE_RATE = 16_000
 GAP_SECONDS = 0.5
 WINDOW_SECONDS = 30.0  # one Whisper window: a longer clip would be cut
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from voxflow.settings import TranscriptionSettings
+from transcription_worker.settings import TranscriptionSettings
 
 Mode = Literal["batched", "sequential"]
 

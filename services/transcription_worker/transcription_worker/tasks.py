@@ -12,14 +12,15 @@ from transcription_worker.decode import shutdown_decoder, start_decoder
 from transcription_worker.engine import WhisperEngine
 from transcription_worker.memory import return_freed_memory
 from transcription_worker.settings import TranscriptionWorkerSettings
-from transcription_worker.stage import transcribe_job
+from transcription_worker.transcription_stage import transcribe_job
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.celery_app import make_celery
 from voxflow.queue.names import TRANSCRIBE_TASK
 from voxflow.worker.identity import worker_id
 from voxflow.worker.lease import Heartbeat
-from voxflow.worker.runtime import get_runtime, install_process_hooks, run_stage
+from voxflow.worker.process import install_process_hooks, worker_runtime
+from voxflow.worker.stage_runner import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ install_process_hooks(app, on_start=preload, on_stop=shutdown_decoder)
 
 def _transcribe(job: Job, heartbeat: Heartbeat) -> None:
     try:
-        transcribe_job(job, heartbeat, runtime=get_runtime(), config=settings(), engine=engine())
+        transcribe_job(job, heartbeat, runtime=worker_runtime(), config=settings(), engine=engine())
     finally:
         if job.duration_seconds > TRIM_AFTER_SECONDS:
             return_freed_memory()  # so one long recording does not raise the next one's peak

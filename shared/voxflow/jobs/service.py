@@ -17,7 +17,8 @@ from opentelemetry import trace
 from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from voxflow.jobs import repository
+from voxflow.jobs import repository, telemetry, webhook_events
+from voxflow.jobs.enqueue import enqueue_after_commit, publish_after_commit
 from voxflow.jobs.errors import ATTEMPTS_EXHAUSTED, LeaseLostError
 from voxflow.jobs.models import Job, LlmResult, Transcript
 from voxflow.jobs.states import (
@@ -28,9 +29,7 @@ from voxflow.jobs.states import (
     JobStatus,
     can_transition,
 )
-from voxflow.observability import metrics, tracing
-from voxflow.queue.enqueue import enqueue_after_commit, publish_after_commit
-from voxflow.webhooks import service as webhooks
+from voxflow.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def _move(
     if job is not None:
         repository.add_event(session, job_id, source, target, actor=actor, detail=detail)
         # A finished job's webhook event commits (or rolls back) with this very transition.
-        webhooks.on_terminal(session, job, target)
+        webhook_events.on_terminal(session, job, target)
     return job
 
 
@@ -97,11 +96,11 @@ def create_job(
         trace_context=tracing.trace_carrier(),  # every stage continues the upload's trace
         enqueued_at=func.now(),  # its message is published once this row commits
     )
-    trace.get_current_span().set_attributes(tracing.job_attributes(job))
+    trace.get_current_span().set_attributes(telemetry.job_attributes(job))
     repository.add_job(session, job)
     repository.add_event(session, job_id, None, JobStatus.QUEUED, actor="ingest_api")
     publish_after_commit(session, job_id, JobStatus.QUEUED)
-    metrics.count_job_created(session)  # counted once committed, like the publish
+    telemetry.count_job_created(session)  # counted once committed, like the publish
     return job
 
 
@@ -193,7 +192,7 @@ def finish_transcription(
         values={"finished_at": func.now()},
     )
     assert done is not None  # the row is locked by our own update in this transaction
-    metrics.count_job_completed(session)
+    telemetry.count_job_completed(session)
     return done
 
 
@@ -218,7 +217,7 @@ def finish_generation(session: Session, job_id: uuid.UUID, owner: str) -> Job:
     )
     if job is None:
         raise LeaseLostError(f"worker {owner} no longer holds job {job_id}")
-    metrics.count_job_completed(session)
+    telemetry.count_job_completed(session)
     return job
 
 
@@ -249,7 +248,7 @@ def fail(
         },
     )
     if job is not None:
-        metrics.count_job_failed(session, code)
+        telemetry.count_job_failed(session, code)
     return job
 
 

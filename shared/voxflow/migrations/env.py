@@ -6,6 +6,7 @@ from alembic import context
 
 from voxflow.db import Base, make_engine
 from voxflow.jobs import models  # noqa: F401  (registers the tables on Base.metadata)
+from voxflow.webhooks import models as webhook_models  # noqa: F401
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

@@ -4,7 +4,7 @@ The names and labels below are a contract: dashboards and alert rules use exactl
 Labels are bounded sets (route templates, statuses, error codes, configured models and
 deployments); never a tenant, a job id or a raw path. The scrape-time gauges (queue depth,
 waiting jobs, oldest waiting age, jobs in flight) are not here: the sweeper computes them
-per scrape (voxflow.observability.collectors).
+per scrape (sweeper.platform_metrics).
 
 Values are kept in multiprocess mode (voxflow.observability.multiproc), so each process
 group's endpoint reports the sum over its processes. Gauges say how to combine processes:
@@ -20,9 +20,6 @@ multiproc.prepare()  # before prometheus_client loads: it picks multiprocess mod
 from decimal import Decimal  # noqa: E402
 
 from prometheus_client import Counter, Gauge, Histogram  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from voxflow.db import after_commit  # noqa: E402
 
 # Seconds, from a health probe to a long upload or an event stream.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -117,7 +114,7 @@ LLM_BREAKER_OPEN = Gauge(
     multiprocess_mode="mostrecent",
 )
 
-# Sweeper (voxflow.sweeper)
+# Sweeper (sweeper)
 SWEEPER_REQUEUED = Counter(
     "voxflow_sweeper_requeued_total",
     "Jobs the sweeper sent back to their queue: `lease_expired` (the worker vanished) or "
@@ -128,7 +125,7 @@ SWEEPER_FAILED = Counter(
     "voxflow_sweeper_failed_total", "Jobs the sweeper failed (attempts exhausted)."
 )
 
-# Webhooks (voxflow.webhooks.delivery, in the worker consuming the `webhooks` queue)
+# Webhooks (webhook_sender.delivery, in the worker consuming the `webhooks` queue)
 WEBHOOK_ATTEMPTS = Counter(
     "voxflow_webhook_attempts_total",
     "Webhook delivery attempts by result: `ok` (2xx), `gone` (410), `http_3xx`, `http_4xx`, "
@@ -143,21 +140,6 @@ WEBHOOK_DELIVERIES = Counter(
     "outcome: `delivered`, or `failed` (410, or still failing when the retry window ended).",
     ["event", "outcome"],
 )
-
-
-def count_job_created(session: Session) -> None:
-    """Count a new job once the session's transaction commits."""
-    after_commit(session, JOBS_CREATED.inc)
-
-
-def count_job_completed(session: Session) -> None:
-    """Count a completed job once the session's transaction commits."""
-    after_commit(session, JOBS_COMPLETED.inc)
-
-
-def count_job_failed(session: Session, reason: str) -> None:
-    """Count a failed job under its error code once the session's transaction commits."""
-    after_commit(session, JOBS_FAILED.labels(reason=reason).inc)
 
 
 def record_llm_attempt(

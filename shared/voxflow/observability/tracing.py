@@ -8,7 +8,7 @@ When on, spans leave by OTLP/HTTP (protobuf) in batches (`OTEL_BSP_*`), sampled 
 One job is one trace: `trace_carrier()` stores the upload's context on the job row, and
 `job_span()` continues it in every stage and sweeper re-enqueue, whatever message woke them.
 Prefork workers set tracing up in each child after fork and flush it when the child exits
-(voxflow.worker.runtime); the APIs set it up in their lifespan.
+(voxflow.worker.process); the APIs set it up in their lifespan.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span
-from opentelemetry.util.types import Attributes, AttributeValue
+from opentelemetry.util.types import Attributes
 
 if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from sqlalchemy import Engine
 
-    from voxflow.jobs.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -197,23 +196,6 @@ def trace_carrier() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
-
-
-def job_attributes(job: Job) -> dict[str, AttributeValue]:
-    """The span attributes that say which job, whose, and what was asked of it."""
-    attributes: dict[str, AttributeValue] = {
-        "voxflow.job_id": str(job.id),
-        "voxflow.tenant": job.tenant,
-        "voxflow.audio.duration_seconds": job.duration_seconds,
-        "voxflow.attempt": job.attempts,
-    }
-    options = job.options or {}
-    for key in ("model", "mode", "language"):
-        if options.get(key):
-            attributes[f"voxflow.{key}"] = str(options[key])
-    if options.get("tasks"):
-        attributes["voxflow.tasks"] = [str(t) for t in options["tasks"]]
-    return attributes
 
 
 @contextmanager

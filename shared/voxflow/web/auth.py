@@ -16,8 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voxflow.apikeys import authenticate, hash_key
 from voxflow.db import read_only
+from voxflow.web.api_runtime import api_runtime
 from voxflow.web.errors import ApiError
-from voxflow.web.runtime import get_runtime
 
 _bearer = HTTPBearer(auto_error=False, description="An API key created with `voxflow keys create`.")
 
@@ -33,7 +33,7 @@ async def require_tenant(
         raise ApiError(
             401, "missing_api_key", "Send an API key as `Authorization: Bearer <key>`.", _CHALLENGE
         )
-    runtime = get_runtime(request)
+    runtime = api_runtime(request)
     presented = hash_key(credentials.credentials)
     tenant = runtime.keys.get(presented)
     if tenant is None:

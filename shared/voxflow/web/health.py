@@ -8,7 +8,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from voxflow.queue.celery_app import publisher_app
-from voxflow.web.runtime import get_runtime
+from voxflow.web.api_runtime import api_runtime
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
 
 async def _database_ok(request: Request) -> str | None:
     try:
-        async with get_runtime(request).engine.connect() as conn:
+        async with api_runtime(request).engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means not ready; say which
         return f"{type(exc).__name__}: {exc}"
@@ -39,7 +39,7 @@ def _broker_ok() -> str | None:
 
 def _storage_ok(request: Request) -> str | None:
     try:
-        get_runtime(request).storage.check()
+        api_runtime(request).storage.check()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from voxflow.jobs.models import WebhookDelivery
+from voxflow.webhooks.models import WebhookDelivery
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 

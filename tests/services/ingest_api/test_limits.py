@@ -19,9 +19,9 @@ from ingest_api.app import create_app
 from ingest_api.limits import UploadLimits
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
-from tests.servers import Servers
-from tests.services.ingest_api.served import served
-from tests.shared.job_helpers import LEASE, WORKER, transcript_for
+from tests.support.jobs import LEASE, WORKER, transcript_for
+from tests.support.served import served
+from tests.support.servers import Servers
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
 from voxflow.embedded import redis_client_url

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_api.app import create_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
-from tests.services.ingest_api.served import served
+from tests.support.served import served
 from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.models import Job, Transcript

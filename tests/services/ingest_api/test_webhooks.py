@@ -15,7 +15,7 @@ from ingest_api import idempotency
 from ingest_api.app import create_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
-from tests.shared.webhooks.helpers import SECRET
+from tests.support.webhooks import SECRET
 from voxflow.db import session_scope
 from voxflow.jobs.models import Job
 

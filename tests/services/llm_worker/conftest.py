@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.llm_vendors import VendorServer
+from tests.support.llm_vendors import VendorServer
 
 VENDOR_API_KEY = "sk-test-0123456789abcdef"
 

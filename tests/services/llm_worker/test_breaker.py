@@ -13,7 +13,7 @@ import redis
 
 from llm_worker.router.breaker import Breakers
 from llm_worker.router.config import BreakerPolicy
-from tests.servers import Servers
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
 
 

@@ -29,7 +29,8 @@ from llm_worker.router.providers import (
     build_provider,
 )
 from llm_worker.router.providers.common import JSON_INSTRUCTION, parse_retry_after, strip_fences
-from tests.llm_vendors import (
+from tests.services.llm_worker.conftest import VENDOR_API_KEY
+from tests.support.llm_vendors import (
     VENDORS,
     RecordedRequest,
     Reply,
@@ -46,7 +47,6 @@ from tests.llm_vendors import (
     server_error,
     slow,
 )
-from tests.services.llm_worker.conftest import VENDOR_API_KEY
 
 MODELS = {
     "openai": "gpt-4o-mini",

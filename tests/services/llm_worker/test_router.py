@@ -18,7 +18,8 @@ from llm_worker.notes import write_note
 from llm_worker.prompts import render
 from llm_worker.router.config import RouterConfig
 from llm_worker.router.router import Router, RoutingError
-from tests.llm_vendors import (
+from tests.services.llm_worker.conftest import VENDOR_API_KEY
+from tests.support.llm_vendors import (
     VendorServer,
     context_too_long,
     malformed,
@@ -27,8 +28,7 @@ from tests.llm_vendors import (
     server_error,
     slow,
 )
-from tests.servers import Servers
-from tests.services.llm_worker.conftest import VENDOR_API_KEY
+from tests.support.servers import Servers
 from voxflow.embedded import redis_client_url
 
 KEY_ENV = "VOXFLOW_TEST_VENDOR_KEY"

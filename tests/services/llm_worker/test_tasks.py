@@ -12,14 +12,14 @@ from types import ModuleType
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.llm_vendors import VendorServer, auth_error, ok
 from tests.services.llm_worker.conftest import VENDOR_API_KEY
-from tests.shared.job_helpers import LEASE, WORKER, new_job, reload, transcript_for
+from tests.support.jobs import LEASE, WORKER, new_job, reload, transcript_for
+from tests.support.llm_vendors import VendorServer, auth_error, ok
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.models import LlmCall
 from voxflow.jobs.states import JobStatus
-from voxflow.worker.runtime import run_stage
+from voxflow.worker.stage_runner import run_stage
 
 
 def _tasks() -> ModuleType:

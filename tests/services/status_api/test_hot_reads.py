@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from status_api.app import create_app
 from tests.services.status_api.conftest import JobMaker
 from voxflow.db import async_url
-from voxflow.web.runtime import GC_YOUNG_THRESHOLD
+from voxflow.web.api_runtime import GC_YOUNG_THRESHOLD
 
 
 @pytest.fixture

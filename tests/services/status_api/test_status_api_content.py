@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from status_api.schemas import TranscriptFormat
 from tests.services.status_api.conftest import DURATION, SEGMENTS, TEXT, WORKER, JobMaker
 from voxflow.db import session_scope
-from voxflow.formats import FORMATS
 from voxflow.jobs import service
 from voxflow.jobs.models import Transcript
 from voxflow.jobs.states import JobStatus
+from voxflow.transcript_formats import FORMATS
 
 
 def _generating_job(jobs: JobMaker, tasks: list[str]) -> uuid.UUID:

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from status_api.settings import StatusSettings
 from tests.services.status_api.conftest import JobMaker
-from tests.shared.webhooks.helpers import delivery_settings
-from tests.webhook_receiver import Reply, receiving
+from tests.support.webhook_receiver import Reply, receiving
+from tests.support.webhooks import delivery_settings
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
-from voxflow.webhooks.delivery import deliver
+from webhook_sender.delivery import deliver
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from tests.conftest import SAMPLES
 from tests.services.transcription_worker.speech import normalise, wer
 from transcription_worker.engine import ModelNotAllowedError, WhisperEngine, resolve_model
 from transcription_worker.options import DecodeOptions
-from transcription_worker.settings import TranscriptionWorkerSettings
-from voxflow.settings import TranscriptionSettings
+from transcription_worker.settings import TranscriptionSettings, TranscriptionWorkerSettings
 
 MEETING = SAMPLES / "meeting.ogg"
 VOICE_NOTE = SAMPLES / "voice_note.ogg"

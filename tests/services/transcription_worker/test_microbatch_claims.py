@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.servers import Servers, scratch_database
+from tests.support.servers import Servers, scratch_database
 from transcription_worker import microbatch
 from transcription_worker.options import DecodeOptions
 from transcription_worker.settings import TranscriptionWorkerSettings

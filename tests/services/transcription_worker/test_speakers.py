@@ -86,7 +86,7 @@ def test_no_turns_leaves_the_segments_unlabelled() -> None:
 def test_a_worker_that_cannot_diarize_fails_the_job_with_a_clear_code(tmp_path: Path) -> None:
     import numpy as np
 
-    from transcription_worker import stage
+    from transcription_worker import transcription_stage as stage
     from transcription_worker.engine import TranscriptionResult
     from transcription_worker.settings import TranscriptionWorkerSettings
     from voxflow.jobs.errors import PermanentJobError

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.shared.job_helpers import LEASE, WORKER, new_job, transcript_for
-from tests.shared.observability.metric_helpers import local, value
+from sweeper.main import sweep_once
+from tests.support.jobs import LEASE, WORKER, new_job, transcript_for
+from tests.support.metrics import local, value
 from voxflow.db import session_scope
 from voxflow.jobs import service
 from voxflow.jobs.states import JobStatus
 from voxflow.settings import JobSettings
-from voxflow.sweeper import sweep_once
 
 
 def counts() -> dict[str, float]:

@@ -22,22 +22,15 @@ import psutil
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.shared.job_helpers import LEASE, new_job, transcript_for
-from tests.shared.observability.metric_helpers import Samples, scrape, value
+from tests.support.jobs import LEASE, new_job, transcript_for
+from tests.support.metrics import Samples, scrape, value
+from tests.support.served import free_port
 from voxflow.db import session_scope
 from voxflow.jobs import repository, service
 from voxflow.jobs.states import JobStatus
 from voxflow.observability.multiproc import pid_of
 from voxflow.queue.celery_app import publisher_app
 from voxflow.queue.names import GENERATE_TASK
-
-
-def free_port() -> int:
-    """A port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def group_env(**extra: str) -> dict[str, str]:
@@ -205,7 +198,7 @@ def test_sweeper_serves_platform_gauges(
 ) -> None:
     port = free_port()
     env = group_env(VOXFLOW_DATA_DIR=str(tmp_path), VOXFLOW_METRICS_PORT=str(port))
-    start([sys.executable, "-m", "voxflow.sweeper"], env, "sweeper.log")
+    start([sys.executable, "-m", "sweeper"], env, "sweeper.log")
     url = f"http://127.0.0.1:{port}/metrics"
     wait_for(lambda: answers(url), "the sweeper's endpoint", timeout=30)
     samples = scrape(url)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, SpanKind
 from sqlalchemy.orm import Session
 
-from tests.shared.job_helpers import new_job, reload
+from tests.support.jobs import new_job, reload
 from voxflow.observability.tracing import (
     job_span,
     setup_tracing,
@@ -24,7 +24,7 @@ from voxflow.observability.tracing import (
     trace_carrier,
     tracing_enabled,
 )
-from voxflow.worker.runtime import _forks
+from voxflow.worker.process import _forks
 
 tracer = trace.get_tracer("tests")
 

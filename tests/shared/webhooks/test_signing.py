@@ -9,8 +9,8 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from voxflow.settings import WebhookSettings
 from voxflow.webhooks import WebhookVerificationError, sign, signed_headers, verify
+from voxflow.webhooks.settings import WebhookSettings
 
 # The Standard Webhooks test vector (standard-webhooks reference libraries, Svix's too).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

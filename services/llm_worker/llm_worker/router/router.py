@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from llm_worker.router import selection
+from llm_worker.router.attempts import Attempt
 from llm_worker.router.base import Completion, CompletionRequest, Provider, ProviderError
 from llm_worker.router.breaker import Breakers
 from llm_worker.router.cache import ResponseCache, cache_key
@@ -34,21 +35,6 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("voxflow.llm")
 
 ProviderFactory = Callable[[Deployment], Provider]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One call (or cache hit) as it is recorded for cost accounting."""
-
-    deployment: str
-    provider: str
-    model: str
-    outcome: str  # "ok", "cached", or the error code of a failed call
-    latency_ms: int
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: Decimal = Decimal(0)
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +64,9 @@ def _default_factory(deployment: Deployment) -> Provider:
 
 def _traced_call(
     provider: Provider, deployment: Deployment, request: CompletionRequest, retry: int
-) -> Completion:
-    """One provider call in a span of its own: the SDKs' httpx2 transport is not instrumented."""
+) -> tuple[Completion, Decimal]:
+    """One provider call in a span of its own (the SDKs' httpx2 transport is not
+    instrumented): the completion and what it cost at the deployment's prices."""
     attributes: dict[str, AttributeValue] = {
         "gen_ai.provider.name": provider.name,
         "gen_ai.request.model": deployment.model,
@@ -104,7 +91,7 @@ def _traced_call(
                 "voxflow.llm.cost_usd": float(cost),
             }
         )
-        return completion
+        return completion, cost
 
 
 class Router:
@@ -249,7 +236,7 @@ class Router:
         while True:
             started = time.perf_counter()
             try:
-                completion = _traced_call(provider, deployment, sized, retry)
+                completion, cost = _traced_call(provider, deployment, sized, retry)
             except ProviderError as exc:
                 elapsed = int((time.perf_counter() - started) * 1000)
                 attempts.append(Attempt(deployment.name, provider.name, deployment.model,
@@ -270,7 +257,6 @@ class Router:
                 continue
             self.breakers.record(deployment.name, ok=True, probe=probe)
             self.latency.observe(deployment.name, completion.latency_ms)
-            cost = deployment.cost(completion.tokens_in, completion.tokens_out)
             attempts.append(
                 Attempt(deployment.name, completion.provider, completion.model, "ok",
                         completion.latency_ms, completion.tokens_in, completion.tokens_out, cost)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from llm_worker.router.attempts import Attempt
 from llm_worker.router.config import RouterConfig
 from voxflow.observability.metrics import record_llm_attempt
-
-if TYPE_CHECKING:
-    from llm_worker.router.router import Attempt
 
 
 def record_attempts(config: RouterConfig, attempts: Sequence[Attempt]) -> None:

@@ -20,7 +20,6 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 16_000
 Samples = npt.NDArray[np.float32]
 Embeddings = npt.NDArray[np.float32]
 

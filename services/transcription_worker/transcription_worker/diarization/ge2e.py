@@ -27,8 +27,9 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from transcription_worker.decode import SAMPLE_RATE
 from transcription_worker.diarization.checkpoint import load_legacy_checkpoint
-from transcription_worker.diarization.mel import HOP, SAMPLE_RATE, mel_spectrogram
+from transcription_worker.diarization.mel import HOP, mel_spectrogram
 
 PARTIAL_FRAMES = 160  # 1.6 s of 10 ms frames: what the encoder was trained on
 EMBEDDING_SIZE = 256

@@ -19,7 +19,8 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 16_000
+from transcription_worker.decode import SAMPLE_RATE
+
 N_FFT = 400  # 25 ms
 HOP = 160  # 10 ms
 N_MELS = 40

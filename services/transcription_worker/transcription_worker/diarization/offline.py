@@ -27,8 +27,8 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
+from transcription_worker.decode import SAMPLE_RATE
 from transcription_worker.diarization.base import (
-    SAMPLE_RATE,
     Diarization,
     Embeddings,
     Samples,

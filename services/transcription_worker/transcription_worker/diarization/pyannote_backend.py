@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from transcription_worker.decode import SAMPLE_RATE
 from transcription_worker.diarization.base import (
-    SAMPLE_RATE,
     Diarization,
     DiarizerUnavailableError,
     Embeddings,

@@ -1,0 +1,1 @@
+"""The sweeper service: recovers lost work, retries webhooks, applies retention."""

@@ -1,0 +1,5 @@
+"""`python -m sweeper`: run the sweeper loop until SIGTERM or SIGINT."""
+
+from sweeper.main import run_forever
+
+run_forever()

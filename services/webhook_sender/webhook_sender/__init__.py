@@ -1,0 +1,1 @@
+"""The webhook sender: the Celery worker of the `webhooks` queue, which sends job webhooks."""
