@@ -63,7 +63,7 @@ def _free_port() -> int:
 def check_metrics(urls: dict[str, str]) -> None:
     """Every process group of the stack serves /metrics, each with its part of the job."""
     assert set(urls) == {"ingest_api", "status_api", "transcription_worker", "llm_worker",
-                         "sweeper"}  # fmt: skip
+                         "webhook_sender", "sweeper"}  # fmt: skip
     found = {name: scrape(url) for name, url in urls.items()}
     upload = {"service": "ingest_api", "route": "/v1/jobs", "method": "POST", "status": "202"}
     assert value(found["ingest_api"], "voxflow_http_requests_total", **upload) == 1
@@ -72,6 +72,7 @@ def check_metrics(urls: dict[str, str]) -> None:
                         stage="transcribing", outcome="done")  # fmt: skip
     assert transcribed == 1
     assert value(found["llm_worker"], "voxflow_jobs_completed_total") == 1
+    assert value(found["webhook_sender"], "voxflow_worker_processes", service="webhook_sender") == 1
     assert value(found["sweeper"], "voxflow_collector_up", source="database") == 1
     assert value(found["sweeper"], "voxflow_jobs_waiting", status="queued") == 0
 
