@@ -25,10 +25,10 @@ LIBRARY = ROOT / "shared" / "voxflow"
 # Lowest first. Each name is a top-level module or package of `voxflow`.
 LAYERS: tuple[frozenset[str], ...] = (
     # foundations: configuration and process plumbing that knows nothing of jobs
-    frozenset({"settings", "languages", "logs", "fairpool", "isolated_pool", "embedded"}),
+    frozenset({"settings", "languages", "logs", "fairpool", "embedded"}),
     frozenset({"observability"}),  # tracing, metrics, their exposition
-    # infrastructure: the database, object storage, the broker, audio and transcript formats
-    frozenset({"db", "storage", "queue", "audio", "transcript_formats"}),
+    # infrastructure: the database, object storage, the broker, transcript formats
+    frozenset({"db", "storage", "queue", "transcript_formats"}),
     frozenset({"webhooks"}),  # deliveries' model and SQL, signing, destinations, publishing
     frozenset({"jobs"}),  # the job lifecycle: models, states, repository, service
     # what processes build on the lifecycle: API keys, worker stages, schema migrations

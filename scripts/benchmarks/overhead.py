@@ -125,8 +125,8 @@ class Baseline:
 
     def run(self, path: Path) -> RawRun:
         """Transcribe `path` once and time it."""
+        from ingest_api.audio_probe import probe_file
         from transcription_worker.options import DecodeOptions
-        from voxflow.audio import probe_file
 
         # The same decoding options the worker resolves for a job with no overrides.
         duration = probe_file(path, max_seconds=float("inf")).duration_seconds

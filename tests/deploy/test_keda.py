@@ -127,12 +127,14 @@ def test_transcription_query_counts_waiting_jobs_and_busy_workers(
     db_session.flush()
     assert count(db_session, sql) == before + 5, "five jobs wait"
     # Worker A takes two short jobs in one micro-batch (one lease owner), worker B one.
-    for job_id, owner in zip(jobs[:3], ["worker-a", "worker-a", "worker-b"], strict=True):
+    # Owner names of this test alone: committed rows of other tests may hold any other.
+    worker_a, worker_b = (f"worker-{name}-{uuid.uuid4().hex[:8]}" for name in "ab")
+    for job_id, owner in zip(jobs[:3], [worker_a, worker_a, worker_b], strict=True):
         assert service.claim(db_session, job_id, JobStatus.QUEUED, owner, LEASE) is not None
     db_session.flush()
     # Two wait and two workers are busy: four pods wanted, not two (the list's length).
     assert count(db_session, sql) == before + 4
-    service.finish_transcription(db_session, jobs[2], "worker-b", transcript_for(jobs[2]))
+    service.finish_transcription(db_session, jobs[2], worker_b, transcript_for(jobs[2]))
     db_session.flush()
     assert count(db_session, sql) == before + 3, "worker B is free again"
 

@@ -25,13 +25,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api.app import create_app as create_ingest_app
+from ingest_api.audio_probe import probe_file
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import Worker
 from tests.e2e.helpers import normalise, wait_done
 from tests.support.served import served
 from voxflow.apikeys import issue_key
-from voxflow.audio import probe_file
 from voxflow.db import session_scope
 from voxflow.jobs.models import Job, JobEvent, Transcript, TranscriptSegment
 

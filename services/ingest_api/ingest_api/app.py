@@ -11,10 +11,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest_api import openai_api
+from ingest_api.audio_probe import shutdown_probe_pool
 from ingest_api.limits import UploadLimits
 from ingest_api.routes import router
 from ingest_api.settings import IngestSettings
-from voxflow.audio import shutdown_probe_pool
 from voxflow.embedded import redis_client_url
 from voxflow.logs import configure_logging
 from voxflow.observability.tracing import fastapi_telemetry, flush_tracing, setup_tracing

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
+from ingest_api.audio_probe import AudioRejectedError, probe_isolated
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import FormField, ParsedUpload
-from voxflow.audio import AudioRejectedError, probe_isolated
 from voxflow.storage import Storage, StorageError
 from voxflow.web.errors import ApiError
 

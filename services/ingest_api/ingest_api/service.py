@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api import known_speakers
+from ingest_api.audio_probe import AudioInfo, AudioRejectedError, probe_isolated
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import ParsedUpload
-from voxflow.audio import AudioInfo, AudioRejectedError, probe_isolated
 from voxflow.db import undo_unless_committed
 from voxflow.jobs import service
 from voxflow.jobs.models import Job, audio_keys

@@ -2,7 +2,7 @@
 
 Hits come recording by recording, the newest first, and in each recording the best ranked
 segment first. A cursor says where the next page resumes: at a recording, past the hits of
-it already shown. The SQL is in `voxflow.jobs.search`; docs/search.md tells the whole story.
+it already shown. The SQL is in `search_repository`; docs/search.md tells the whole story.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from status_api import search_repository as search
 from status_api.schemas import SearchHit, SearchPage
-from voxflow.jobs import search
 from voxflow.web.errors import ApiError
 
 MAX_QUERY_CHARS = 500

@@ -367,8 +367,9 @@ def _stop_for_delete(session: Session, tenant: str, raw_id: str) -> Job:
 async def delete_job(session: AsyncSession, storage: Storage, tenant: str, raw_id: str) -> None:
     """Delete the tenant's job, its audio, transcript, notes and history (canceling it first).
 
-    In removal.delete_job's order (the audio first: should the database step then fail, the
-    job is still listed and the delete can be repeated), with the storage call in a thread.
+    The audio goes first: should the database step then fail, the job is still listed and
+    the delete can be repeated (the opposite order could leave audio nobody can find). The
+    storage calls run in a thread.
     """
     job = await session.run_sync(_stop_for_delete, tenant, raw_id)
     for key in job.audio_keys:

@@ -18,12 +18,12 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from sweeper import webhook_retries
+from sweeper import retention, webhook_retries
 from sweeper.platform_metrics import PlatformCollector
 from sweeper.settings import SweeperSettings
 from voxflow.db import make_engine, make_sessionmaker, session_scope
 from voxflow.embedded import redis_client_url
-from voxflow.jobs import idempotency_keys, removal, service
+from voxflow.jobs import idempotency_keys, service
 from voxflow.logs import configure_logging
 from voxflow.observability import exposition, metrics
 from voxflow.observability.tracing import setup_tracing, shutdown_tracing
@@ -45,7 +45,7 @@ def housekeep(sessions: sessionmaker[Session], settings: SweeperSettings) -> Non
     if settings.audio_retention_days is None:
         return
     with session_scope(sessions) as session:
-        removal.expire_audio(
+        retention.expire_audio(
             session, make_storage(settings), timedelta(days=settings.audio_retention_days),
             limit=HOUSEKEEPING_BATCH,
         )  # fmt: skip

@@ -5,7 +5,7 @@ faster-whisper's own `decode_audio` runs in the calling process and holds the wh
 process on a malformed container. A crash inside a Celery worker with `acks_late` and
 `reject_on_worker_lost` redelivers the task again and again, so decoding happens here instead:
 
-- `decode_to_file` runs the decoder in a long-lived pool process (`voxflow.isolated_pool`, so
+- `decode_to_file` runs the decoder in a long-lived child process (`DecoderProcess`, so
   there is no interpreter start-up per file, which matters for 15 s voice notes) with a
   timeout. It streams PyAV frames through a resampler and appends raw float32
   (little-endian) samples to TARGET chunk by chunk, so no process ever holds the whole PCM.

@@ -41,9 +41,9 @@ _TERMINAL = ", ".join(f"'{value}'" for value in TERMINAL_VALUES)
 # of the query that counts them (literal values, so the planner matches the two even for a
 # prepared statement's generic plan).
 UNFINISHED = f"status NOT IN ({_TERMINAL})"
-# The text search configuration of transcript search (voxflow.jobs.search, docs/search.md):
-# `simple` lowercases words and does nothing else, so it treats every language alike (and
-# search relies on it: a lexeme is a lowercased piece of the text).
+# The text search configuration of transcript search (the status API's search_repository,
+# docs/search.md): `simple` lowercases words and does nothing else, so it treats every
+# language alike (and search relies on it: a lexeme is a lowercased piece of the text).
 SEARCH_CONFIG = "simple"
 # The words of a transcript without their positions: what the search index holds.
 SEARCH_VECTOR = f"strip(to_tsvector('{SEARCH_CONFIG}'::regconfig, text))"

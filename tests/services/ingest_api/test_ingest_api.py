@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api import service
 from ingest_api.app import create_app
+from ingest_api.audio_probe import probe_file
 from ingest_api.schemas import JobOptions
 from ingest_api.settings import IngestSettings
 from ingest_api.upload import ParsedUpload
 from tests.conftest import SAMPLES
-from voxflow.audio import probe_file
 from voxflow.db import make_async_engine, make_async_sessionmaker
 from voxflow.jobs.models import Job, JobEvent
 from voxflow.storage.local import LocalStorage

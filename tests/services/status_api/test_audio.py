@@ -15,12 +15,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from status_api.app import create_app
+from sweeper import retention
 from tests.conftest import SAMPLES
 from tests.services.status_api.conftest import DURATION, JobMaker
 from tests.support.s3server import S3Server, running_s3_server
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
-from voxflow.jobs import removal, service
+from voxflow.jobs import service
 from voxflow.jobs.models import Job
 from voxflow.storage import Storage, make_storage, source_key
 from voxflow.storage.local import LocalStorage
@@ -189,7 +190,7 @@ def test_audio_removed_by_retention_is_410(
         session.execute(update(Job).where(Job.id == note)
                         .values(finished_at=Job.finished_at - timedelta(days=3650)))  # fmt: skip
     with session_scope(sessions) as session:
-        assert removal.expire_audio(session, local, timedelta(days=3000), limit=100) >= 1
+        assert retention.expire_audio(session, local, timedelta(days=3000), limit=100) >= 1
     for method in ("GET", "HEAD"):
         answer = client.request(method, f"/v1/jobs/{note}/audio", headers=auth)
         assert answer.status_code == 410

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sweeper import retention
 from tests.services.status_api.conftest import LEASE, WORKER, JobMaker
 from voxflow.db import session_scope
-from voxflow.jobs import removal, repository, service
+from voxflow.jobs import repository, service
 from voxflow.jobs.errors import LeaseLostError
 from voxflow.jobs.models import Job, JobEvent, LlmCall, LlmResult, Transcript
 from voxflow.jobs.states import JobStatus
@@ -113,7 +114,7 @@ def test_retention_deletes_old_audio_and_keeps_the_transcript(
                         .values(finished_at=func.now() - timedelta(days=40)))  # fmt: skip
     storage = LocalStorage(storage_root)
     with session_scope(sessions) as session:
-        deleted = removal.expire_audio(session, storage, timedelta(days=30), limit=100)
+        deleted = retention.expire_audio(session, storage, timedelta(days=30), limit=100)
     assert deleted >= 1
     assert not paths[old].exists()
     assert paths[recent].exists()

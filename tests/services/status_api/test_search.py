@@ -14,10 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.orm import Session, sessionmaker
 
+from status_api import search_repository as search
 from tests.services.status_api.conftest import WORKER, JobMaker
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
-from voxflow.jobs import search, service
+from voxflow.jobs import service
 from voxflow.jobs.models import Transcript
 
 

@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.support.jobs import LEASE, WORKER, new_job, published, transcript_for
 from tests.support.servers import Servers
 from voxflow.db import session_scope
-from voxflow.jobs import removal, repository, service, webhook_events
+from voxflow.jobs import repository, service, webhook_events
 from voxflow.jobs.states import JobStatus
 from voxflow.queue.names import WEBHOOK_QUEUE
-from voxflow.storage.local import LocalStorage
 from voxflow.webhooks import repository as webhooks
 from voxflow.webhooks.models import WebhookDelivery
 
@@ -99,13 +98,11 @@ def test_one_event_makes_one_delivery(db_session: Session, tenant: str) -> None:
     assert len(deliveries(db_session, job_id)) == 1
 
 
-def test_deleting_the_job_deletes_its_deliveries(
-    db_session: Session, tenant: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_deleting_the_job_deletes_its_deliveries(db_session: Session, tenant: str) -> None:
     job_id = new_job(db_session, tenant, webhook_url=URL)
     job = service.fail(db_session, job_id, JobStatus.QUEUED, "boom", "It broke.")
     assert job is not None
     assert len(deliveries(db_session, job_id)) == 1
-    removal.delete_job(db_session, LocalStorage(tmp_path_factory.mktemp("s")), job)
+    repository.delete_job(db_session, job.id)
     count = select(func.count()).select_from(WebhookDelivery)
     assert db_session.scalar(count.where(WebhookDelivery.job_id == job_id)) == 0

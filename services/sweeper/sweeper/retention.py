@@ -1,9 +1,7 @@
-"""Job control: delete a job with everything it produced, expire old audio.
+"""Retention: the sweeper deletes the stored audio of finished jobs after a period.
 
-Canceling is a transition like any other (`service.cancel`). Delete removes the stored
-audio, then the job row; transcripts, notes, calls, events and webhook deliveries go with it
-(foreign keys cascade). Retention deletes the audio of finished jobs after a period and keeps
-the transcript and notes.
+The transcript and notes are kept; the job's timeline records the deletion (actor
+`retention`). Deleting a job itself is the status API's (`DELETE /v1/jobs/{id}`).
 """
 
 from __future__ import annotations
@@ -14,22 +12,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from voxflow.jobs import repository
-from voxflow.jobs.models import Job
 from voxflow.jobs.states import JobStatus
 from voxflow.storage import Storage
 
 log = logging.getLogger(__name__)
-
-
-def delete_job(session: Session, storage: Storage, job: Job) -> None:
-    """Remove the job's audio from storage and the job with everything it produced.
-
-    The audio goes first: if the database step then fails, the job is still listed and the
-    delete can be repeated; the opposite order could leave audio nobody can find.
-    """
-    for key in job.audio_keys:
-        storage.delete(key)
-    repository.delete_job(session, job.id)
 
 
 def expire_audio(session: Session, storage: Storage, older_than: timedelta, limit: int) -> int:

@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from voxflow.audio.probe import AudioInfo, AudioRejectedError, human_duration, probe_file
-from voxflow.isolated_pool import IsolatedCrashError, IsolatedPool, IsolatedTimeoutError
+from ingest_api.audio_probe.isolated_pool import (
+    IsolatedCrashError,
+    IsolatedPool,
+    IsolatedTimeoutError,
+)
+from ingest_api.audio_probe.probe import AudioInfo, AudioRejectedError, human_duration, probe_file
 
 _POOL = IsolatedPool(max_workers=2)
 

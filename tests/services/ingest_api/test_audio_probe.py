@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 from av.audio.stream import AudioStream
 
-from voxflow.audio import (
+from ingest_api.audio_probe import (
     AudioInfo,
     AudioRejectedError,
     probe_file,
     probe_isolated,
     shutdown_probe_pool,
 )
-from voxflow.audio.isolated_probe import _run_isolated
+from ingest_api.audio_probe.isolated_probe import _run_isolated
+from tests.conftest import SAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-VOICE_NOTE = ROOT / "samples" / "voice_note.ogg"
+VOICE_NOTE = SAMPLES / "voice_note.ogg"
 LIMIT = 600.0  # seconds; comfortably above every generated file
 
 
