@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ingest_api import openai_api
+from ingest_api import openai_compat
 from ingest_api.audio_probe import shutdown_probe_pool
 from ingest_api.limits import UploadLimits
 from ingest_api.routes import router
@@ -97,7 +97,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.add_middleware(ConsoleCors)
     app.include_router(health_router)
     app.include_router(router)
-    app.include_router(openai_api.router)
+    app.include_router(openai_compat.router)
     return app
 
 
