@@ -139,10 +139,19 @@ class Service:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         """Send `sig` and wait for the exit (kill the group if it hangs)."""
-        if not self.alive():
+        self.signal(sig)
+        self.wait_exit(timeout)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` if it runs, without waiting."""
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 30) -> None:
+        """Wait for the exit (kill the group if it hangs)."""
+        if self.process is None:
             return
-        assert self.process is not None
-        self.process.send_signal(sig)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -232,9 +241,11 @@ class Platform:
             raise AssertionError(f"{exc}\n{self.logs()}") from None
 
     def stop(self) -> None:
-        """Stop every service."""
+        """Stop every service, side by side: SIGTERM to each, then wait for each."""
         for service in self.services.values():
-            service.stop()
+            service.signal()
+        for service in self.services.values():
+            service.wait_exit()
 
     def logs(self) -> str:
         """Every service's log tail, for failure messages."""

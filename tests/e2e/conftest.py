@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,11 @@ class Worker:
 
     def start(self) -> None:
         """Start the worker and wait until it answers a ping."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it."""
         command = [
             sys.executable, "-m", "celery", "-A", self.module, "worker", "-Q", self.queue,
             "-c", str(self.concurrency), "-n", self.node, "--without-gossip",
@@ -60,6 +65,10 @@ class Worker:
             self.process = subprocess.Popen(
                 command, env={**os.environ, **WORKER_ENV, **self.env}, stdout=out, stderr=out
             )
+
+    def wait_ready(self) -> None:
+        """Wait until the launched worker answers a ping."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + 90
         while not publisher_app().control.ping(destination=[self.node], timeout=0.5):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -67,8 +76,17 @@ class Worker:
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), then kill if it hangs."""
+        self.ask_to_stop()
+        self.wait_stopped()
+
+    def ask_to_stop(self) -> None:
+        """Send the warm shutdown's SIGTERM without waiting."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+
+    def wait_stopped(self) -> None:
+        """Wait for the worker to exit (30 s), then kill it."""
+        if self.process is not None and self.process.poll() is None:
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
@@ -78,6 +96,24 @@ class Worker:
     def tail(self, lines: int = 60) -> str:
         """The end of the worker's log, for failure messages."""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_all(workers: Iterable[Worker]) -> None:
+    """Start workers side by side (each loads its models meanwhile), then wait for each."""
+    launched = list(workers)
+    for worker in launched:
+        worker.launch()
+    for worker in launched:
+        worker.wait_ready()
+
+
+def stop_all(workers: Iterable[Worker]) -> None:
+    """Stop workers side by side: SIGTERM to each, then wait for each."""
+    stopping = list(workers)
+    for worker in stopping:
+        worker.ask_to_stop()
+    for worker in stopping:
+        worker.wait_stopped()
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +136,10 @@ def workers(
         "llm": Worker("llm_worker.tasks", LLM_QUEUE, 1, logs / "llm.log"),
     }  # fmt: skip
     try:
-        for worker in started.values():
-            worker.start()
+        start_all(started.values())
         yield started
     finally:
-        for worker in started.values():
-            worker.stop()
+        stop_all(started.values())
 
 
 @pytest.fixture(scope="module")

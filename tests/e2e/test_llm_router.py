@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from llm_worker.router.cache import PREFIX as CACHE_PREFIX
-from tests.e2e.conftest import Worker
+from tests.e2e.conftest import Worker, start_all, stop_all
 from tests.e2e.helpers import submit, wait_done
 from tests.support.llm_vendors import VendorServer, ok, server_error
 from tests.support.servers import Servers
@@ -70,12 +70,10 @@ def routed_workers(
         "llm": Worker("llm_worker.tasks", LLM_QUEUE, 1, logs / "llm.log", env=env),
     }  # fmt: skip
     try:
-        for worker in started.values():
-            worker.start()
+        start_all(started.values())
         yield started
     finally:
-        for worker in started.values():
-            worker.stop()
+        stop_all(started.values())
 
 
 def test_an_outage_at_the_first_vendor_falls_back_and_every_call_is_costed(

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_api.app import create_app as create_ingest_app
-from tests.e2e.conftest import Worker
+from tests.e2e.conftest import Worker, start_all, stop_all
 from tests.e2e.helpers import submit
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.servers import Servers
@@ -88,12 +88,10 @@ def traced_workers(
         "llm": Worker("llm_worker.tasks", LLM_QUEUE, 1, logs / "llm.log", env=llm_env),
     }  # fmt: skip
     try:
-        for worker in started.values():
-            worker.start()
+        start_all(started.values())
         yield started
     finally:
-        for worker in started.values():
-            worker.stop()
+        stop_all(started.values())
 
 
 def wait_finished(

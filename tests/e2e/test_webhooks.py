@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from ingest_api.app import create_app as create_ingest_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
-from tests.e2e.conftest import Worker
+from tests.e2e.conftest import Worker, start_all, stop_all
 from tests.e2e.helpers import wait_done
 from tests.support.servers import Servers
 from tests.support.webhook_receiver import Reply, receiving
@@ -68,8 +68,7 @@ def hook_workers(purged_queues: None, servers: Servers, logs: Path) -> Iterator[
     sweeper_log = logs / "sweeper.log"
     sweeper = None
     try:
-        for worker in started.values():
-            worker.start()
+        start_all(started.values())
         with sweeper_log.open("ab") as out:
             sweeper = subprocess.Popen(
                 [sys.executable, "-m", "sweeper"], stdout=out, stderr=out,
@@ -80,8 +79,7 @@ def hook_workers(purged_queues: None, servers: Servers, logs: Path) -> Iterator[
         if sweeper is not None:
             sweeper.terminate()
             sweeper.wait(30)
-        for worker in started.values():
-            worker.stop()
+        stop_all(started.values())
 
 
 @pytest.fixture(scope="module")

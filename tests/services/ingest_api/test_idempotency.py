@@ -6,8 +6,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -17,6 +19,7 @@ from ingest_api import idempotency
 from ingest_api.app import create_app
 from ingest_api.settings import IngestSettings
 from tests.conftest import SAMPLES
+from tests.support.served import served
 from voxflow.apikeys import issue_key
 from voxflow.db import session_scope
 from voxflow.jobs.models import IdempotencyKey, Job
@@ -35,7 +38,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def post(
-    client: TestClient, auth: dict[str, str], key: str | None, content: bytes = NOTE,
+    client: TestClient | httpx.Client, auth: dict[str, str], key: str | None, content: bytes = NOTE,
     options: str = '{"tasks": ["summary"]}', filename: str = "note.ogg",
 ) -> Any:  # fmt: skip
     """An upload, with the key when given."""
@@ -94,9 +97,10 @@ def test_keys_are_scoped_per_tenant(
 
 
 def test_a_request_still_in_flight_makes_the_second_a_409(
-    client: TestClient, auth: dict[str, str], tenant: str, sessions: sessionmaker[Session]
+    auth: dict[str, str], tenant: str, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    # The first request holds the key while its body is still arriving.
+    # The first request holds the key while its body is still arriving. Over a real socket:
+    # the test client reads a whole body before the app sees any of it.
     release = threading.Event()
 
     def slow_body() -> Iterator[bytes]:
@@ -106,35 +110,38 @@ def test_a_request_still_in_flight_makes_the_second_a_409(
         yield NOTE + b"\r\n--b--\r\n"
 
     result: dict[str, Any] = {}
+    app = create_app(IngestSettings(spool_dir=tmp_path))
+    with served(app) as address, httpx.Client(base_url=f"http://{address}", timeout=60) as http:
 
-    def first() -> None:
-        result["first"] = client.post(
-            "/v1/jobs", content=slow_body(),
-            headers={**auth, idempotency.HEADER: "busy",
-                     "Content-Type": "multipart/form-data; boundary=b"},
-        )  # fmt: skip
+        def first() -> None:
+            result["first"] = http.post(
+                "/v1/jobs", content=slow_body(),
+                headers={**auth, idempotency.HEADER: "busy",
+                         "Content-Type": "multipart/form-data; boundary=b"},
+            )  # fmt: skip
 
-    thread = threading.Thread(target=first)
-    thread.start()
-    try:
-        for _ in range(600):  # wait until the first request has taken the key
-            with sessions() as session:
-                if session.get(IdempotencyKey, (tenant, "busy")) is not None:
-                    break
-            threading.Event().wait(0.05)
-        else:
-            pytest.fail("the first request never took its key")
-        second = post(client, auth, "busy")
-        assert second.status_code == 409
-        assert second.json()["error"]["code"] == "idempotency_key_in_use"
-        assert second.headers["Retry-After"]
-    finally:
-        release.set()
-        thread.join(60)
-    assert result["first"].status_code == 202
-    replay = post(client, auth, "busy", options="{}", filename="n.ogg")  # the same upload
-    assert replay.status_code == 202
-    assert replay.headers["Idempotent-Replayed"] == "true"
+        thread = threading.Thread(target=first)
+        thread.start()
+        try:
+            for _ in range(600):  # wait until the first request has taken the key
+                with sessions() as session:
+                    if session.get(IdempotencyKey, (tenant, "busy")) is not None:
+                        break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the first request never took its key")
+            assert "first" not in result, "the first request is still sending its body"
+            second = post(http, auth, "busy")
+            assert second.status_code == 409
+            assert second.json()["error"]["code"] == "idempotency_key_in_use"
+            assert second.headers["Retry-After"]
+        finally:
+            release.set()
+            thread.join(60)
+        assert result["first"].status_code == 202
+        replay = post(http, auth, "busy", options="{}", filename="n.ogg")  # the same upload
+        assert replay.status_code == 202
+        assert replay.headers["Idempotent-Replayed"] == "true"
     assert jobs_of(sessions, tenant) == 1
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from celery.concurrency.prefork import TaskPool as PreforkPool
@@ -64,24 +65,22 @@ def probe(otel: dict[str, str]) -> dict[str, object]:
 
 
 def test_without_an_endpoint_there_is_no_provider_no_sdk_and_no_exporter_thread() -> None:
-    off = probe({})
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+    with ThreadPoolExecutor(3) as pool:  # three fresh processes side by side
+        off, on, disabled = pool.map(
+            probe, [{}, endpoint, endpoint | {"OTEL_SDK_DISABLED": "true"}]
+        )
     assert off == {
         "enabled": False,
         "provider": "ProxyTracerProvider",
         "sdk_loaded": False,
         "exporter_threads": [],
     }
-    # The same probe sees all three once an endpoint is set (nothing listens there).
-    on = probe({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    # The same probe sees all three once an endpoint is set.
     assert on["enabled"] is True
     assert on["sdk_loaded"] is True
     assert on["exporter_threads"]
-    assert (
-        probe({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"})[
-            "enabled"
-        ]
-        is False
-    )
+    assert disabled["enabled"] is False
 
 
 @pytest.fixture
