@@ -120,9 +120,9 @@ def run(
 
 def sweeper() -> None:
     """Run the sweeper loop (re-enqueues jobs whose message or worker vanished)."""
-    from sweeper.main import run_forever
+    from sweeper.main import main as run_sweeper
 
-    run_forever()
+    run_sweeper()
 
 
 def _free_port() -> int:

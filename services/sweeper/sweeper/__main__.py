@@ -1,5 +1,5 @@
 """`python -m sweeper`: run the sweeper loop until SIGTERM or SIGINT."""
 
-from sweeper.main import run_forever
+from sweeper.main import main
 
-run_forever()
+main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from datetime import timedelta
 from types import FrameType
@@ -116,3 +117,11 @@ def run_forever(settings: SweeperSettings | None = None) -> None:
         server.shutdown()
     engine.dispose()
     shutdown_tracing()
+
+
+def main() -> None:
+    """`voxflow-sweeper` and `python -m sweeper`: the loop, or a one-line reason it cannot run."""
+    settings = SweeperSettings()
+    if not settings.database_url:
+        sys.exit("voxflow-sweeper: set VOXFLOW_DATABASE_URL to the PostgreSQL URL of the jobs")
+    run_forever(settings)

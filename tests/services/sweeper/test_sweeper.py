@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,3 +232,15 @@ def test_housekeeping_expires_old_audio_and_idempotency_keys(
         assert session.get(Transcript, job_id) is not None  # kept
         keys = session.scalars(select(IdempotencyKey.key).where(IdempotencyKey.tenant == tenant))
         assert sorted(keys) == ["live"]
+
+
+def test_without_a_database_url_the_sweeper_says_so_and_exits(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "voxflow-sweeper: set VOXFLOW_DATABASE_URL to the PostgreSQL URL of the jobs"
+    )
