@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 export UV_PYTHON_DOWNLOADS ?= automatic
 
-.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-search bench-openai bench-ramp bench-diarization bench-console migrate clean
+.PHONY: install tools bench-tools demo test chaos test-embedded lint format run bench bench-quick bench-load bench-search bench-openai bench-ramp bench-diarization bench-console bench-memory migrate clean
 
 $(UV):
 	python3 -m pip install --user --quiet uv || pip install --quiet uv
@@ -104,6 +104,7 @@ bench: install bench-tools  ## Benchmarks: per-job overhead, decoding modes, win
 	$(UV) run python -m scripts.benchmarks.ramp
 	$(UV) run python -m scripts.benchmarks.diarization
 	$(UV) run python -m scripts.benchmarks.router
+	$(MAKE) bench-memory
 	$(MAKE) bench-console
 	$(MAKE) bench-load
 	$(MAKE) bench-search
@@ -127,6 +128,9 @@ bench-load: install bench-tools  ## API load: reads, lists, transcripts, uploads
 
 bench-search: install bench-tools  ## Transcript search: 10,000 transcripts, each kind of query alone and the mix at 1/4/16 connections (~2 min)
 	$(UV) run python -m scripts.benchmarks.search --output .voxflow/bench/search.json
+
+bench-memory: install  ## voxflow run's memory, idle: RSS of each process group (~1 min)
+	$(UV) run python -m scripts.benchmarks.stack_memory --output .voxflow/bench/stack_memory.json
 
 bench-quick: install bench-tools  ## Throughput benchmark on a small corpus (a few minutes)
 	$(UV) run python -m scripts.benchmarks.throughput --quick
