@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from tests.support.served import free_port
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -131,14 +132,6 @@ def module_command(name: str, *args: str) -> list[str]:
     """The command running benchmark module `name` in a fresh Python process: start it with
     `cwd=ROOT`, where the `scripts` package is found."""
     return [sys.executable, "-m", f"scripts.benchmarks.{name}", *args]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -28,12 +28,12 @@ from scripts.benchmarks.harness import (
     ROOT,
     JsonOutput,
     console,
-    free_port,
     isolated_env,
     machine,
     new_table,
     write_json,
 )
+from tests.support.served import free_port
 
 # `voxflow run` names its children in stack.json's metrics URLs; these are their commands.
 GROUPS = {

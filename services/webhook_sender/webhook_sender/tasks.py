@@ -13,7 +13,7 @@ from voxflow.queue.celery_app import make_celery
 from voxflow.queue.names import DELIVER_WEBHOOK_TASK
 from voxflow.worker.process import install_process_hooks, worker_runtime
 from webhook_sender.delivery import deliver
-from webhook_sender.settings import DeliverySettings
+from webhook_sender.settings import DeliverySettings, WebhookSenderSettings
 
 app = make_celery(name="webhook_sender")
 install_process_hooks(app)
@@ -21,8 +21,8 @@ install_process_hooks(app)
 
 @lru_cache(maxsize=1)
 def settings() -> DeliverySettings:
-    """This process's webhook settings."""
-    return DeliverySettings()
+    """This process's settings (all of them read and checked once, at start)."""
+    return WebhookSenderSettings()
 
 
 settings()  # a malformed secret stops the worker now, not at its first delivery
